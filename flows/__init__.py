@@ -1,0 +1,1 @@
+"""Prefect flows of the MNIST continuous-training pipeline (thin wrappers over `tasks`)."""

@@ -1,0 +1,159 @@
+"""`mnist-pipeline`: the command line. The `run` options are generated from `RunConfig`, the flow's parameters.
+
+Expected failures (bad URI, missing bucket, refused credentials, unreachable endpoint, no data) end with one
+line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from tasks.config import RunConfig, resolve_store_uri
+
+PROG = "mnist-pipeline"
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class PipelineFailure(Exception):
+    """An expected failure, reported as one line."""
+
+
+def _option_kwargs(annotation: Any) -> dict[str, Any]:
+    """argparse settings for one RunConfig field type."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    if annotation is bool:
+        return {"action": "store_true"}
+    if typing.get_origin(annotation) is Literal:
+        return {"choices": list(typing.get_args(annotation))}
+    return {"type": annotation if annotation in (int, float) else str}
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per RunConfig field: the UI form and the CLI cannot drift apart."""
+    for name, field in RunConfig.model_fields.items():
+        default = "" if field.annotation is bool or field.default is None else f" (default: {field.default})"
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=argparse.SUPPRESS,
+            help=(field.description or "") + default,
+            **_option_kwargs(field.annotation),
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Continuous training for a Keras MNIST classifier.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="one run of the retrain flow: ingest, validate, train, evaluate, publish")
+    add_config_options(run)
+    report = commands.add_parser("report", help="fetch the champion's (or a version's) report")
+    report.add_argument("--store", help="store URI (default: $MNIST_STORE, else data/store)")
+    report.add_argument("--version", help="a version under models/ (default: the champion)")
+    report.add_argument("--out", type=Path, help="where to write the HTML (default: report-<version>.html)")
+    report.add_argument("--url", action="store_true", help="print a presigned URL (a file URL locally) instead")
+    report.add_argument("--expires", type=int, default=3600, help="lifetime of the URL in seconds (default: 3600)")
+    return parser
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "options"
+    return f"invalid {where.replace('_', '-')}: {first['msg'].removeprefix('Value error, ')}"
+
+
+def command_run(options: dict[str, Any]) -> int:
+    try:
+        config = RunConfig(**options)
+    except ValidationError as error:
+        raise PipelineFailure(_first_error(error)) from None
+    from tasks.pipeline import check_store
+
+    store_uri = resolve_store_uri(config.store)
+    check_store(store_uri)  # fail fast, before Prefect and TensorFlow start
+    from flows.retrain import retrain
+
+    state = retrain(config.model_copy(update={"store": store_uri}), return_state=True)
+    if not state.is_completed():
+        outcome = state.result(raise_on_failure=False)
+        raise PipelineFailure(str(outcome) if isinstance(outcome, BaseException) else state.message or state.name)
+    result = state.result()
+    if isinstance(result, str):
+        print(result)
+        return 0
+    from tasks.publish import CHAMPION_KEY, read_champion, version_key
+    from tasks.store import open_store
+
+    store = open_store(store_uri)
+    champion, _ = read_champion(store)
+    verdict = "promoted to champion" if result.promoted else "not promoted"
+    print(f"version {result.version}: {verdict} ({'; '.join(result.reasons)})")
+    if champion:
+        version = champion["version"]
+        print(f"champion: {version} (accuracy {champion['accuracy']:.2%}) named by {CHAMPION_KEY}")
+        print(f"  model:  {_where(store_uri, version_key(version, 'model.keras'))}")
+        print(f"  report: {_where(store_uri, version_key(version, 'report.html'))}")
+    print(f"  all runs: {_where(store_uri, 'reports/index.html')}")
+    return 0
+
+
+def _where(store_uri: str, key: str) -> str:
+    return f"{store_uri.rstrip('/')}/{key}"
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from tasks.publish import read_champion, version_key
+    from tasks.store import ObjectNotFound, open_store
+
+    store = open_store(resolve_store_uri(args.store))
+    version = args.version
+    if not version:
+        champion, _ = read_champion(store)
+        if champion is None:
+            raise PipelineFailure(f"no champion in {store.uri} yet: run `{PROG} run` first, or pass --version")
+        version = champion["version"]
+    key = version_key(version, "report.html")
+    try:
+        if args.url:
+            print(store.url(key, args.expires))
+            return 0
+        html = store.get(key)
+    except ObjectNotFound:
+        raise PipelineFailure(f"version {version!r} has no report in {store.uri}") from None
+    out = args.out or Path(f"report-{version}.html")
+    out.write_bytes(html)
+    print(out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    # quiet TensorFlow's C++ start-up chatter unless the user asked for it
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    from tasks.dataset import NoTrainingData
+    from tasks.store import StoreError
+
+    try:
+        if args.command == "run":
+            return command_run({k: v for k, v in vars(args).items() if k != "command"})
+        return command_report(args)
+    except (PipelineFailure, StoreError, NoTrainingData) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

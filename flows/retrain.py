@@ -1,0 +1,47 @@
+"""The retrain flow: ingest → validate → train → evaluate → publish, on any store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from prefect import flow, get_run_logger, runtime
+
+from flows import steps
+from tasks.config import RunConfig, resolve_store_uri
+from tasks.lineage import version_name
+from tasks.publish import PublishResult
+from tasks.release import RunInfo, no_new_data
+
+
+@contextmanager
+def timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    timings[step] = time.perf_counter() - started
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(config: RunConfig | None = None) -> PublishResult | str:
+    """Retrain the MNIST classifier on everything accepted so far and publish the result."""
+    config = config or RunConfig()
+    store, run_id, timings = resolve_store_uri(config.store), str(runtime.flow_run.id or "local"), {}
+    now = datetime.now(UTC)
+    run = RunInfo(run_id, version_name(now, run_id), now.isoformat(timespec="milliseconds"), config.model_dump())
+    steps.check_store(store)
+    if config.sample:
+        steps.seed_sample(store)
+    with timed(timings, "ingest"):
+        summary = steps.ingest(store, run_id, config.max_input_mb)
+        spec = steps.plan_dataset(store)
+    if not config.force and (skip := no_new_data(store, spec.digest)):
+        get_run_logger().info(skip)
+        return skip
+    with timed(timings, "train"):  # called directly: TensorFlow misbehaves in Prefect's thread pool
+        trained = steps.train(store, spec, run.version, config.profile, config.epochs, config.seed)
+    with timed(timings, "evaluate"):
+        evaluated = steps.evaluate(store, spec, trained)
+    with timed(timings, "publish"):
+        return steps.publish(store, run, spec, summary, trained, evaluated, timings)
