@@ -27,7 +27,8 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
 def retrain(config: RunConfig | None = None) -> PublishResult | str:
     """Retrain the MNIST classifier on everything accepted so far and publish the result."""
     config = config or RunConfig()
-    store, run_id, timings = resolve_store_uri(config.store), str(runtime.flow_run.id or "local"), {}
+    store, run_id = resolve_store_uri(config.store), str(runtime.flow_run.id or "local")
+    timings: dict[str, float] = {}
     now = datetime.now(UTC)
     run = RunInfo(run_id, version_name(now, run_id), now.isoformat(timespec="milliseconds"), config.model_dump())
     steps.check_store(store)

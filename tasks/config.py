@@ -21,7 +21,8 @@ class RunConfig(BaseModel):
         description="Store URI: a folder path or s3://bucket[/prefix]. Default: $MNIST_STORE, else data/store.",
     )
     profile: Literal["fast", "nightly"] = Field(
-        default="fast", description="Training profile: 'fast' (minutes on a laptop) or 'nightly' (best accuracy)."
+        default="fast",
+        description="Training profile: 'fast' (minutes on a laptop) or 'nightly' (best accuracy).",
     )
     epochs: int | None = Field(default=None, ge=1, le=500, description="Override the profile's epoch count.")
     seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed for the split, initialisation and shuffling.")

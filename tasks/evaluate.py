@@ -22,9 +22,7 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, 
     if len(labels) == 0:
         raise ValueError("cannot evaluate on an empty holdout")
     predicted = probabilities.argmax(axis=1)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=DIGITS, zero_division=0
-    )
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=DIGITS, zero_division=0)
     per_class = [
         {
             "digit": digit,

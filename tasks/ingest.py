@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 import numpy as np
 
 from tasks.manifest import BatchRef, Manifest, ManifestEntry, append_entries, load_manifest
-from tasks.parse import DigitArrays, InputRejected, idx_labels_candidates, input_kind, parse_input
+from tasks.parse import (
+    DigitArrays,
+    InputRejected,
+    idx_images_candidates,
+    idx_labels_candidates,
+    input_kind,
+    parse_input,
+)
 from tasks.store import ObjectInfo, Store
 
 INCOMING = "incoming/"
@@ -64,16 +71,6 @@ def split_of(key: str, part: str) -> str:
     return "holdout" if key.startswith(HOLDOUT) or part == "test" else "train"
 
 
-def images_candidates(labels_key: str) -> list[str]:
-    stem, sep, tail = labels_key.lower().rpartition("labels-idx1")
-    if not sep:
-        return []
-    start = len(stem)
-    prefix, suffix = labels_key[:start], labels_key[start + len(sep) :]
-    base = suffix.removesuffix(".gz").removesuffix(".GZ")
-    return [f"{prefix}images-idx3{base}.gz", f"{prefix}images-idx3{base}"]
-
-
 def plan_units(listing: list[ObjectInfo], manifest: Manifest) -> tuple[list[_Unit], int]:
     """Group new inputs into units; returns (units, number of inputs already seen)."""
     by_key = {info.key: info for info in listing}
@@ -90,7 +87,7 @@ def plan_units(listing: list[ObjectInfo], manifest: Manifest) -> tuple[list[_Uni
     for info in listing:
         if info.key in claimed or not is_new[info.key]:
             continue
-        has_images = any(k in by_key for k in images_candidates(info.key))
+        has_images = any(k in by_key for k in idx_images_candidates(info.key))
         if input_kind(info.key) == "idx-labels" and has_images:
             continue  # handled with its images file
         units.append(_Unit(info))
@@ -113,22 +110,34 @@ def _quarantine(
             continue
         destination = quarantine_key(info.key)
         store.copy(info.key, destination)
-        record = {"source": info.key, "reason": error.reason, "errors": error.errors, "run_id": run_id, "at": at}
+        record = {
+            "source": info.key,
+            "reason": error.reason,
+            "errors": error.errors,
+            "run_id": run_id,
+            "at": at,
+        }
         store.put(destination + ".reason.json", json.dumps(record, indent=1, ensure_ascii=False).encode())
         entries.append(
             ManifestEntry(
-                key=info.key, sha256=digests.get(info.key), outcome="quarantined", rows_accepted=0, rows_rejected=0,
-                split=split_of(info.key, "all"), ingested_at=at, run_id=run_id, size=info.size,
-                fingerprint=info.fingerprint, reason=error.reason,
+                key=info.key,
+                sha256=digests.get(info.key),
+                outcome="quarantined",
+                rows_accepted=0,
+                rows_rejected=0,
+                split=split_of(info.key, "all"),
+                ingested_at=at,
+                run_id=run_id,
+                size=info.size,
+                fingerprint=info.fingerprint,
+                reason=error.reason,
                 part_of=unit.primary.key if info is unit.companion else None,
             )
-        )  # fmt: skip
+        )
     return entries
 
 
-def _ingest_unit(
-    store: Store, unit: _Unit, manifest: Manifest, run_id: str, max_bytes: int
-) -> list[ManifestEntry]:
+def _ingest_unit(store: Store, unit: _Unit, manifest: Manifest, run_id: str, max_bytes: int) -> list[ManifestEntry]:
     at = now_iso()
     for info in (unit.primary, unit.companion):
         if info is not None and info.size > max_bytes:
@@ -147,11 +156,19 @@ def _ingest_unit(
     if original is not None and original.key != unit.primary.key and unit.companion is None:
         return [
             ManifestEntry(
-                key=unit.primary.key, sha256=sha, outcome="duplicate", rows_accepted=0, rows_rejected=0,
-                split=original.split, ingested_at=at, run_id=run_id, size=unit.primary.size,
-                fingerprint=unit.primary.fingerprint, reason=f"same content as {original.key}; not counted twice",
+                key=unit.primary.key,
+                sha256=sha,
+                outcome="duplicate",
+                rows_accepted=0,
+                rows_rejected=0,
+                split=original.split,
+                ingested_at=at,
+                run_id=run_id,
+                size=unit.primary.size,
+                fingerprint=unit.primary.fingerprint,
+                reason=f"same content as {original.key}; not counted twice",
             )
-        ]  # fmt: skip
+        ]
     digests = {unit.primary.key: sha} | ({unit.companion.key: labels_sha} if unit.companion and labels_sha else {})
     try:
         parts = parse_input(unit.primary.key, data, labels_data)
@@ -168,17 +185,33 @@ def _ingest_unit(
     rows = sum(b.rows for b in batches)
     splits = "+".join(sorted({b.split for b in batches}, reverse=True))
     entry = ManifestEntry(
-        key=unit.primary.key, sha256=sha, outcome="accepted", rows_accepted=rows, rows_rejected=0,
-        split=splits, ingested_at=at, run_id=run_id, size=unit.primary.size,
-        fingerprint=unit.primary.fingerprint, batches=tuple(batches),
-    )  # fmt: skip
+        key=unit.primary.key,
+        sha256=sha,
+        outcome="accepted",
+        rows_accepted=rows,
+        rows_rejected=0,
+        split=splits,
+        ingested_at=at,
+        run_id=run_id,
+        size=unit.primary.size,
+        fingerprint=unit.primary.fingerprint,
+        batches=tuple(batches),
+    )
     if unit.companion is None:
         return [entry]
     labels_entry = ManifestEntry(
-        key=unit.companion.key, sha256=labels_sha, outcome="accepted", rows_accepted=rows,
-        rows_rejected=0, split=splits, ingested_at=at, run_id=run_id, size=unit.companion.size,
-        fingerprint=unit.companion.fingerprint, part_of=unit.primary.key,
-    )  # fmt: skip
+        key=unit.companion.key,
+        sha256=labels_sha,
+        outcome="accepted",
+        rows_accepted=rows,
+        rows_rejected=0,
+        split=splits,
+        ingested_at=at,
+        run_id=run_id,
+        size=unit.companion.size,
+        fingerprint=unit.companion.fingerprint,
+        part_of=unit.primary.key,
+    )
     return [entry, labels_entry]
 
 
@@ -191,7 +224,6 @@ def ingest(store: Store, run_id: str, max_input_bytes: int = 2**30) -> IngestSum
         new_entries.extend(_ingest_unit(store, unit, manifest, run_id, max_input_bytes))
     updated = append_entries(store, new_entries) if new_entries else manifest
     outcomes = tuple(
-        InputOutcome(e.key, e.outcome, e.split, e.rows_accepted, e.rows_rejected, e.reason)
-        for e in new_entries
+        InputOutcome(e.key, e.outcome, e.split, e.rows_accepted, e.rows_rejected, e.reason) for e in new_entries
     )
     return IngestSummary(outcomes, already_seen, updated.digest(), len(updated.batches()))

@@ -123,9 +123,15 @@ def train(
     save_model(store, model_key, outcome.model)
     config = {**profile_config(profile), "epochs_requested": epochs, "seed": seed}
     return TrainRecord(
-        version, model_key, outcome.history, outcome.best_epoch, outcome.train_seconds,
-        outcome.n_train, outcome.n_validation, config,
-    )  # fmt: skip
+        version,
+        model_key,
+        outcome.history,
+        outcome.best_epoch,
+        outcome.train_seconds,
+        outcome.n_train,
+        outcome.n_validation,
+        config,
+    )
 
 
 def evaluate(store_uri: str, spec: DatasetSpec, trained: TrainRecord) -> EvaluationRecord:
@@ -140,9 +146,14 @@ def evaluate(store_uri: str, spec: DatasetSpec, trained: TrainRecord) -> Evaluat
     store.put(predictions_key, buffer.getvalue())
     champion, etag = read_champion(store)
     return EvaluationRecord(
-        compute_metrics(dataset.y_holdout, probabilities), predictions_key, len(dataset.y_holdout),
-        dataset.holdout_source, dataset.leaked_dropped, champion, etag,
-    )  # fmt: skip
+        compute_metrics(dataset.y_holdout, probabilities),
+        predictions_key,
+        len(dataset.y_holdout),
+        dataset.holdout_source,
+        dataset.leaked_dropped,
+        champion,
+        etag,
+    )
 
 
 def load_predictions(store: Store, key: str) -> np.ndarray:

@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from tasks.store import ObjectNotFound, PreconditionFailed, Store, StoreError
 
@@ -136,8 +135,3 @@ def record_run(store: Store, run: dict[str, Any]) -> list[dict[str, Any]]:
         return to_json_bytes([*runs, run])
 
     return list(json.loads(update_document(store, RUNS_KEY, change)))
-
-
-def report_link(version: str) -> str:
-    """The report's address relative to `reports/index.html`."""
-    return f"../{MODELS}{quote(version)}/report.html"

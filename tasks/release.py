@@ -92,7 +92,11 @@ def _judge(run: RunInfo, accuracy: float, champion: dict[str, Any] | None) -> di
 
 
 def _decide_and_promote(
-    store: Store, run: RunInfo, metrics: dict[str, Any], evaluated: EvaluationRecord, log: Callable[[str], None]
+    store: Store,
+    run: RunInfo,
+    metrics: dict[str, Any],
+    evaluated: EvaluationRecord,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Judge, store the verdict, and move the pointer; re-judge whenever the champion moved meanwhile."""
     champion, etag = evaluated.champion, evaluated.champion_etag
@@ -130,7 +134,11 @@ def publish(
     provisional = _judge(run, metrics["accuracy"], evaluated.champion)
     dataset = load_dataset(store, spec)
     report = render_report(
-        metrics, provisional, dataset.x_holdout, dataset.y_holdout, load_predictions(store, evaluated.predictions_key)
+        metrics,
+        provisional,
+        dataset.x_holdout,
+        dataset.y_holdout,
+        load_predictions(store, evaluated.predictions_key),
     )
     files = {
         version_key(run.version, "metrics.json"): to_json_bytes(metrics),
@@ -141,24 +149,35 @@ def publish(
     verdict = _decide_and_promote(store, run, metrics, evaluated, log)
     if verdict != provisional:  # the report is headed by the verdict that was actually reached
         report = render_report(
-            metrics, verdict, dataset.x_holdout, dataset.y_holdout, load_predictions(store, evaluated.predictions_key)
+            metrics,
+            verdict,
+            dataset.x_holdout,
+            dataset.y_holdout,
+            load_predictions(store, evaluated.predictions_key),
         )
         put_verified(store, {version_key(run.version, "report.html"): report.html.encode()})
     delta = verdict["gate"].get("delta_vs_champion")
     runs = record_run(
         store,
         {
-            "version": run.version, "created_at": run.created_at, "promoted": verdict["promoted"],
-            "accuracy": metrics["accuracy"], "delta_vs_champion": delta,
-            "report_key": version_key(run.version, "report.html"), "run_id": run.run_id,
+            "version": run.version,
+            "created_at": run.created_at,
+            "promoted": verdict["promoted"],
+            "accuracy": metrics["accuracy"],
+            "delta_vs_champion": delta,
+            "report_key": version_key(run.version, "report.html"),
+            "run_id": run.run_id,
         },
-    )  # fmt: skip
+    )
     store.put(INDEX_KEY, render_index(runs).encode(), "text/html; charset=utf-8")
     log(f"published {run.version}: accuracy {metrics['accuracy']:.2%}, promoted={verdict['promoted']}")
     return PublishResult(
-        run.version, verdict["promoted"], version_key(run.version, "report.html"),
-        version_key(run.version, "model.keras"), tuple(verdict["reasons"]),
-    )  # fmt: skip
+        run.version,
+        verdict["promoted"],
+        version_key(run.version, "report.html"),
+        version_key(run.version, "model.keras"),
+        tuple(verdict["reasons"]),
+    )
 
 
 def no_new_data(store_uri: str, data_digest: str) -> str | None:

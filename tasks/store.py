@@ -227,9 +227,7 @@ class S3Store:
             from botocore.config import Config
 
             # botocore's own retries bridge blips; the flow's task retries bridge longer outages
-            config = Config(
-                retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60
-            )
+            config = Config(retries={"max_attempts": 4, "mode": "standard"}, connect_timeout=5, read_timeout=60)
             self._client = boto3.session.Session().client("s3", config=config)
         return self._client
 
