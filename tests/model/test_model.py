@@ -1,0 +1,90 @@
+"""The Keras model: builder contract, training on a real MNIST slice, store round trip, metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.evaluate import compute_metrics
+from tasks.model import (
+    PROFILES,
+    build_model,
+    get_profile,
+    planned_epochs,
+    predict_probabilities,
+    split_validation,
+    train_model,
+)
+from tasks.pipeline import load_model, save_model
+from tasks.store import open_store
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_model_takes_raw_uint8_pixels_and_returns_probabilities(name: str) -> None:
+    model = build_model(get_profile(name))
+    assert model.inputs[0].dtype == "uint8"
+    assert tuple(model.inputs[0].shape) == (None, 28, 28)
+    probabilities = predict_probabilities(model, np.full((3, 28, 28), 255, np.uint8))
+    assert probabilities.shape == (3, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_unknown_profile_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        get_profile("huge")
+
+
+def test_small_datasets_get_enough_steps_but_large_ones_keep_the_profile_epochs() -> None:
+    fast = get_profile("fast")
+    assert planned_epochs(fast, 54_000) == fast.epochs
+    small = planned_epochs(fast, 3_600)
+    assert small > fast.epochs
+    assert small * -(-3_600 // fast.batch_size) >= fast.min_steps
+
+
+def test_validation_split_is_seeded_disjoint_and_complete() -> None:
+    train, val = split_validation(1000, seed=7)
+    again_train, again_val = split_validation(1000, seed=7)
+    assert np.array_equal(val, again_val) and np.array_equal(train, again_train)
+    assert len(val) == 100 and not set(train) & set(val)
+    assert sorted([*train, *val]) == list(range(1000))
+    assert not np.array_equal(split_validation(1000, seed=8)[1], val)
+
+
+def test_training_on_a_real_slice_learns_and_survives_a_store_round_trip(
+    mnist: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    x, y = mnist["x_train"][:6000], mnist["y_train"][:6000]
+    outcome = train_model(x, y, get_profile("fast"), epochs=4, seed=1)
+    assert outcome.n_train == 5400 and outcome.n_validation == 600
+    assert set(outcome.history) >= {"accuracy", "val_accuracy", "loss", "val_loss"}
+    assert 1 <= outcome.best_epoch <= 4
+    x_test, y_test = mnist["x_test"][:1000], mnist["y_test"][:1000]
+    probabilities = predict_probabilities(outcome.model, x_test)
+    accuracy = float((probabilities.argmax(axis=1) == y_test).mean())
+    assert accuracy > 0.93, accuracy
+
+    store = open_store(str(tmp_path))
+    save_model(store, "models/v1/model.keras", outcome.model)
+    reloaded = load_model(store, "models/v1/model.keras")
+    np.testing.assert_allclose(predict_probabilities(reloaded, x_test), probabilities, atol=1e-5)
+
+
+def test_metrics_match_a_hand_computed_case() -> None:
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 2, 0])
+    probabilities = np.full((6, 10), 0.01, np.float32)
+    probabilities[np.arange(6), predicted] = 0.91
+    metrics = compute_metrics(labels, probabilities)
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["confusion_matrix"][0][:3] == [1, 1, 0]
+    assert metrics["confusion_matrix"][2][:3] == [1, 0, 1]
+    per_class = {row["digit"]: row for row in metrics["per_class"]}
+    assert per_class[1]["precision"] == pytest.approx(2 / 3) and per_class[1]["recall"] == 1.0
+    assert per_class[2]["precision"] == 1.0 and per_class[2]["recall"] == 0.5
+    assert per_class[5]["support"] == 0 and per_class[5]["f1"] == 0.0
+    assert metrics["loss"] > 0
+    with pytest.raises(ValueError, match="empty holdout"):
+        compute_metrics(np.array([]), np.zeros((0, 10)))
