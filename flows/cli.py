@@ -86,13 +86,15 @@ def command_run(options: dict[str, Any]) -> int:
     state = retrain(config.model_copy(update={"store": store_uri}), return_state=True)
     if not state.is_completed():
         outcome = state.result(raise_on_failure=False)
-        raise PipelineFailure(str(outcome) if isinstance(outcome, BaseException) else state.message or state.name)
+        raise PipelineFailure(str(outcome) if isinstance(outcome, BaseException) else (state.message or state.name))
     result = state.result()
     if isinstance(result, str):
         print(result)
         return 0
-    from tasks.publish import CHAMPION_KEY, read_champion, version_key
+    from tasks.publish import CHAMPION_KEY, PublishResult, read_champion, version_key
     from tasks.store import open_store
+
+    assert isinstance(result, PublishResult), f"unexpected flow result {result!r}"
 
     store = open_store(store_uri)
     champion, _ = read_champion(store)

@@ -8,9 +8,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger, runtime
+from prefect.states import Failed, State
 
 from flows import steps
 from tasks.config import RunConfig, resolve_store_uri
+from tasks.dataset import unusable_reason
 from tasks.lineage import version_name
 from tasks.publish import PublishResult
 from tasks.release import RunInfo, no_new_data
@@ -24,7 +26,7 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(config: RunConfig | None = None) -> PublishResult | str:
+def retrain(config: RunConfig | None = None) -> PublishResult | str | State:
     """Retrain the MNIST classifier on everything accepted so far and publish the result."""
     config = config or RunConfig()
     store, run_id = resolve_store_uri(config.store), str(runtime.flow_run.id or "local")
@@ -37,6 +39,8 @@ def retrain(config: RunConfig | None = None) -> PublishResult | str:
     with timed(timings, "ingest"):
         summary = steps.ingest(store, run_id, config.max_input_mb)
         spec = steps.plan_dataset(store)
+    if reason := unusable_reason(spec):
+        return Failed(message=reason)
     if not config.force and (skip := no_new_data(store, spec.digest)):
         get_run_logger().info(skip)
         return skip

@@ -30,6 +30,8 @@ class DatasetSpec:
     train_batches: tuple[str, ...]
     holdout_batches: tuple[str, ...]
     digest: str
+    n_train_rows: int = 0
+    n_holdout_rows: int = 0
 
 
 @dataclass
@@ -48,7 +50,22 @@ def dataset_spec(manifest: Manifest) -> DatasetSpec:
         train_batches=tuple(b.key for b in batches if b.split == "train"),
         holdout_batches=tuple(b.key for b in batches if b.split == "holdout"),
         digest=manifest.digest(),
+        n_train_rows=sum(b.rows for b in batches if b.split == "train"),
+        n_holdout_rows=sum(b.rows for b in batches if b.split == "holdout"),
     )
+
+
+NOTHING_TO_TRAIN = (
+    "nothing valid to train on: {rows} training rows after validation; "
+    "put CSV, IDX or NPZ files under incoming/ (see quarantine/ for rejected ones)"
+)
+
+
+def unusable_reason(spec: DatasetSpec) -> str | None:
+    """Why this data cannot give a model, decided from the manifest's counts before anything is loaded."""
+    if spec.n_train_rows < 2:
+        return NOTHING_TO_TRAIN.format(rows=spec.n_train_rows)
+    return None
 
 
 def _load_batches(store: Store, keys: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -84,10 +101,7 @@ def load_dataset(store: Store, spec: DatasetSpec) -> Dataset:
     keep = np.fromiter((d not in holdout_digests for d in image_digests(x_train)), bool, len(x_train))
     dataset = Dataset(x_train[keep], y_train[keep], x_holdout, y_holdout, source, int((~keep).sum()))
     if len(dataset.x_train) < 2:
-        raise NoTrainingData(
-            f"nothing valid to train on: {len(dataset.x_train)} training rows after validation; "
-            "put CSV, IDX or NPZ files under incoming/ (see quarantine/ for rejected ones)"
-        )
+        raise NoTrainingData(NOTHING_TO_TRAIN.format(rows=len(dataset.x_train)))
     if len(dataset.x_holdout) == 0:
         raise NoTrainingData("no holdout rows to evaluate on: put files under incoming/holdout/")
     return dataset

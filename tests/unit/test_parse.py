@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tasks import parse
+from tasks import csv_digits
 from tasks.parse import (
     DigitArrays,
     InputRejected,
@@ -174,11 +174,11 @@ def test_csv_gz_with_upper_case_extension() -> None:
 
 
 def test_csv_rows_read_one_by_one_keep_their_place_across_chunks() -> None:
-    n = 2 * parse._CHUNK_LINES + 5
+    n = 2 * csv_digits._CHUNK_LINES + 5
     images, labels = np.zeros((n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
     images[:, 14, 14] = np.arange(n) % 256
     lines = csv_lines(images, labels)
-    odd_rows = [1, parse._CHUNK_LINES, parse._CHUNK_LINES + 1, n]  # unusual spellings the row parser reads
+    odd_rows = [1, csv_digits._CHUNK_LINES, csv_digits._CHUNK_LINES + 1, n]  # unusual spellings the row parser reads
     for row in odd_rows:
         fields = lines[row - 1].split(",")
         fields[0], fields[1] = f"+{fields[0]}", "0000"
