@@ -37,7 +37,7 @@ def retrain(config: RunConfig | None = None) -> PublishResult | str | State:
     if config.sample:
         steps.seed_sample(store)
     with timed(timings, "ingest"):
-        summary = steps.ingest(store, run_id, config.max_input_mb)
+        summary = steps.ingest(store, run_id, config.max_input_mb, config.max_bad_row_fraction, config.data_checks)
         spec = steps.plan_dataset(store)
     if reason := unusable_reason(spec):
         return Failed(message=reason)
@@ -45,8 +45,8 @@ def retrain(config: RunConfig | None = None) -> PublishResult | str | State:
         get_run_logger().info(skip)
         return skip
     with timed(timings, "train"):  # called directly: TensorFlow misbehaves in Prefect's thread pool
-        trained = steps.train(store, spec, run.version, config.profile, config.epochs, config.seed)
+        trained = steps.train(store, spec, run.version, config.profile, config.epochs, config.seed, config.warm_start)
     with timed(timings, "evaluate"):
-        evaluated = steps.evaluate(store, spec, trained)
+        evaluated = steps.evaluate(store, spec, trained, config.seed)
     with timed(timings, "publish"):
         return steps.publish(store, run, spec, summary, trained, evaluated, timings)

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from tasks import pipeline, release
+from tasks import assess, pipeline, release
 from tasks.dataset import DatasetSpec
 from tasks.ingest import IngestSummary
 from tasks.model import epoch_logger, get_profile
@@ -52,8 +52,10 @@ def seed_sample(store_uri: str) -> list[str]:
 
 
 @task(name="ingest", **STORE_IO)  # type: ignore[call-overload]
-def ingest(store_uri: str, run_id: str, max_input_mb: int) -> IngestSummary:
-    return pipeline.ingest_inputs(store_uri, run_id, max_input_mb, _log)
+def ingest(
+    store_uri: str, run_id: str, max_input_mb: int, max_bad_row_fraction: float, data_checks: str
+) -> IngestSummary:
+    return pipeline.ingest_inputs(store_uri, run_id, max_input_mb, max_bad_row_fraction, data_checks, _log)
 
 
 @task(name="plan-dataset", **STORE_IO)  # type: ignore[call-overload]
@@ -62,14 +64,16 @@ def plan_dataset(store_uri: str) -> DatasetSpec:
 
 
 @task(name="train", cache_policy=NO_CACHE)
-def train(store_uri: str, spec: DatasetSpec, version: str, profile: str, epochs: int | None, seed: int) -> Any:
+def train(
+    store_uri: str, spec: DatasetSpec, version: str, profile: str, epochs: int | None, seed: int, warm_start: bool
+) -> pipeline.TrainRecord:
     progress = epoch_logger(_log, epochs or get_profile(profile).epochs)
-    return pipeline.train(store_uri, spec, version, profile, epochs, seed, [progress])
+    return pipeline.train(store_uri, spec, version, profile, epochs, seed, [progress], warm_start, _log)
 
 
 @task(name="evaluate", **STORE_IO)  # type: ignore[call-overload]
-def evaluate(store_uri: str, spec: DatasetSpec, trained: pipeline.TrainRecord) -> pipeline.EvaluationRecord:
-    return pipeline.evaluate(store_uri, spec, trained)
+def evaluate(store_uri: str, spec: DatasetSpec, trained: pipeline.TrainRecord, seed: int) -> assess.EvaluationRecord:
+    return assess.evaluate(store_uri, spec, trained, seed)
 
 
 @task(name="publish", **STORE_IO)  # type: ignore[call-overload]
@@ -79,7 +83,7 @@ def publish(
     spec: DatasetSpec,
     summary: IngestSummary,
     trained: pipeline.TrainRecord,
-    evaluated: pipeline.EvaluationRecord,
+    evaluated: assess.EvaluationRecord,
     timings: dict[str, float],
 ) -> PublishResult:
     return release.publish(store_uri, run, spec, summary, trained, evaluated, timings, _log)

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 DPI = 100
 OK_COLOUR = "#1b7f3b"
@@ -23,6 +24,7 @@ TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#ff7f0e"
 TILE_GAP = 6  # pixels between digit tiles in a grid
 TILE_INCHES = 1.05  # width of one grid cell
+CHART_WIDTH = 5.2  # inches: 520 px at DPI, legible on a phone, two a row on a laptop
 
 
 def png_data_uri(png: bytes) -> str:
@@ -30,7 +32,7 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _to_png(fig: Figure) -> bytes:
+def to_png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     # Dropping the "Software" stamp makes the bytes depend only on the inputs, so reruns are diffable.
@@ -38,11 +40,11 @@ def _to_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _message_png(title: str, message: str) -> bytes:
+def message_png(title: str, message: str) -> bytes:
     fig = Figure(figsize=(4, 1.2))
     fig.text(0.5, 0.7, title, ha="center", va="center", fontsize=11, weight="bold")
     fig.text(0.5, 0.3, message, ha="center", va="center", fontsize=10, color="#5f6368")
-    return _to_png(fig)
+    return to_png(fig)
 
 
 def training_curves_png(history: dict[str, list[float]], best_epoch: int | None) -> bytes:
@@ -55,10 +57,12 @@ def training_curves_png(history: dict[str, list[float]], best_epoch: int | None)
             ``None`` for no marker.
 
     Returns:
-        PNG bytes of a figure with two panels (accuracy, loss).
+        PNG bytes of a figure with two panels (accuracy above loss).
     """
-    fig = Figure(figsize=(10, 3.6))
-    axes = fig.subplots(1, 2)
+    # Panels stacked rather than side by side, and every chart about 520 px wide: a phone shrinks
+    # it by a third at most, so the text stays readable, and a laptop shows two charts a row.
+    fig = Figure(figsize=(CHART_WIDTH, 5.4))
+    axes = fig.subplots(2, 1, sharex=True)
     for ax, metric, title in ((axes[0], "accuracy", "Accuracy"), (axes[1], "loss", "Loss")):
         plotted = False
         for key, label, colour in (
@@ -71,67 +75,93 @@ def training_curves_png(history: dict[str, list[float]], best_epoch: int | None)
                 ax.plot(epochs, values, marker="o", markersize=3, color=colour, label=label)
                 plotted = True
         if not plotted:
+            # The x axis is shared, so only the y ticks go; the other panel keeps its epochs.
             ax.text(0.5, 0.5, "no history recorded", ha="center", va="center", transform=ax.transAxes)
-            ax.set_xticks([])
             ax.set_yticks([])
-        elif best_epoch is not None:
-            ax.axvline(best_epoch, color="#5f6368", linestyle="--", linewidth=1, label=f"best epoch {best_epoch}")
-        if plotted:
-            # Epochs are whole numbers; the default locator would put ticks at 2.5, 7.5, ...
-            ax.xaxis.get_major_locator().set_params(integer=True)
-            ax.set_xlabel("epoch")
+        else:
+            if best_epoch is not None:
+                ax.axvline(best_epoch, color="#5f6368", linestyle="--", linewidth=1, label=f"best epoch {best_epoch}")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-        ax.set_title(title)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.22)
-    return _to_png(fig)
+            ax.legend(fontsize=9)
+        ax.set_title(title, fontsize=12)
+        ax.tick_params(labelsize=10)
+    # Epochs are whole numbers; the default locator would put ticks at 2.5, 7.5, ...
+    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].set_xlabel("epoch", fontsize=11)
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.09, top=0.94, hspace=0.22)
+    return to_png(fig)
 
 
-def confusion_matrix_png(cm: Sequence[Sequence[int]]) -> bytes:
-    """Draw the confusion matrix twice, side by side: raw counts and row-normalised (recall per digit).
+def confusion_matrix_png(cm: Sequence[Sequence[int]], normalise: bool = False) -> bytes:
+    """Draw the confusion matrix as an annotated heatmap.
 
     Args:
         cm: Square matrix, ``cm[true][predicted]`` = count.
+        normalise: Divide each row by its total, so a cell is the share of that true digit (the diagonal
+            is then each digit's recall).
+
+    Returns:
+        PNG bytes; a "not available" image when ``cm`` is not a non-empty square matrix.
+    """
+    title = "Row-normalised (share of each true digit)" if normalise else "Counts"
+    counts = np.asarray(cm, dtype=np.int64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.size == 0:
+        return message_png(f"Confusion matrix: {title.lower()}", "not available")
+    row_totals = counts.sum(axis=1, keepdims=True)
+    # A digit absent from the holdout has a zero row: show zeros rather than NaN.
+    data = np.divide(counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0) if normalise else counts
+    return heatmap_png(data, title, ".2f" if normalise else "d", "Greens" if normalise else "Blues")
+
+
+def heatmap_png(
+    data: np.ndarray,
+    title: str,
+    fmt: str,
+    cmap: str,
+    *,
+    annotations: np.ndarray | None = None,
+    limit: float | None = None,
+) -> bytes:
+    """An annotated true-by-predicted heatmap, sized to stay legible when a phone scales it down.
+
+    Args:
+        data: Square matrix that sets the cell colours.
+        title: Figure title.
+        fmt: Format of the annotations when ``annotations`` is not given (``"d"``, ``".2f"``).
+        cmap: Matplotlib colour map name.
+        annotations: Optional matrix of strings written in the cells instead of ``data``.
+        limit: For diverging maps: colours span ``-limit`` to ``+limit``, so zero is the middle colour.
     """
     # seaborn imports pyplot; importing it here keeps that cost and state out of module import.
     import seaborn as sns
 
-    counts = np.asarray(cm, dtype=np.int64)
-    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or counts.size == 0:
-        return _message_png("Confusion matrix", "not available")
-    row_totals = counts.sum(axis=1, keepdims=True)
-    # A digit absent from the holdout has a zero row: show zeros rather than NaN.
-    normalised = np.divide(counts, row_totals, out=np.zeros(counts.shape), where=row_totals > 0)
-    labels = [str(i) for i in range(counts.shape[0])]
-
-    fig = Figure(figsize=(13, 5.6))
-    axes = fig.subplots(1, 2)
-    panels = (
-        (axes[0], counts, "d", "Counts", "Blues"),
-        (axes[1], normalised, ".2f", "Row-normalised (share of each true digit)", "Greens"),
+    labels = [str(i) for i in range(data.shape[0])]
+    fig = Figure(figsize=(CHART_WIDTH, 4.7))
+    ax = fig.subplots()
+    sns.heatmap(
+        data,
+        ax=ax,
+        annot=annotations if annotations is not None else True,
+        fmt="" if annotations is not None else fmt,
+        cmap=cmap,
+        vmin=None if limit is None else -limit,
+        vmax=limit,
+        square=True,
+        cbar=True,
+        cbar_kws={"shrink": 0.8},
+        xticklabels=labels,
+        yticklabels=labels,
+        annot_kws={"fontsize": 8},
+        linewidths=0.3,
+        linecolor="#eeeeee",
     )
-    for ax, data, fmt, title, cmap in panels:
-        sns.heatmap(
-            data,
-            ax=ax,
-            annot=True,
-            fmt=fmt,
-            cmap=cmap,
-            square=True,
-            cbar=True,
-            cbar_kws={"shrink": 0.8},
-            xticklabels=labels,
-            yticklabels=labels,
-            annot_kws={"fontsize": 7},
-            linewidths=0.3,
-            linecolor="#eeeeee",
-        )
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(title)
-        ax.tick_params(axis="y", rotation=0)
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.1, top=0.93, wspace=0.12)
-    return _to_png(fig)
+    ax.set_xlabel("predicted", fontsize=11)
+    ax.set_ylabel("true", fontsize=11)
+    ax.set_title(title, fontsize=12)
+    ax.tick_params(axis="both", labelsize=10)
+    ax.tick_params(axis="y", rotation=0)
+    fig.subplots_adjust(left=0.1, right=0.99, bottom=0.11, top=0.93)
+    return to_png(fig)
 
 
 def digit_grid_png(
@@ -141,6 +171,8 @@ def digit_grid_png(
     title: str,
     confidences: np.ndarray | None = None,
     cols: int = 10,
+    *,
+    champion_pred: np.ndarray | None = None,
 ) -> bytes:
     """Tile digits in a grid, each titled with its predicted and true label.
 
@@ -151,21 +183,21 @@ def digit_grid_png(
         title: Figure title.
         confidences: Optional ``(n,)`` probability of the predicted class, shown under the labels.
         cols: Tiles per row.
+        champion_pred: Optional ``(n,)`` predictions of the champion, written under the challenger's.
 
     Returns:
         PNG bytes; a small "none" image when ``images`` is empty.
     """
     n = len(images)
     if n == 0:
-        return _message_png(title, "none")
+        return message_png(title, "none")
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
     height, width = images.shape[1], images.shape[2]
-    # Pixels are uint8 0-255; images already scaled to 0-1 floats for the model are drawn just as well.
-    vmax = 1.0 if images.dtype.kind == "f" and float(images.max()) <= 1.0 else 255.0
+    vmax = ink_max(images)
     # One mosaic image in a single axes instead of one axes per tile: an axes costs ~15 ms to build
     # and draw, which made a 40-digit grid take most of a second.
-    label_h = 10 if confidences is not None else 6
+    label_h = 6 + 4 * (confidences is not None) + 4 * (champion_pred is not None)
     cell_w, cell_h = width + TILE_GAP, height + label_h + TILE_GAP
     mosaic = np.zeros((rows * cell_h, cols * cell_w), dtype=np.float64)
     origins = []
@@ -192,6 +224,8 @@ def digit_grid_png(
         )
         ax.add_patch(frame)
         label = f"pred {int(pred[i])} / true {int(true[i])}"
+        if champion_pred is not None:
+            label += f"\nchampion {int(champion_pred[i])}"
         if confidences is not None:
             label += f"\n{float(confidences[i]):.1%}"
         ax.text(
@@ -204,4 +238,9 @@ def digit_grid_png(
             color=colour,
             linespacing=1.1,
         )
-    return _to_png(fig)
+    return to_png(fig)
+
+
+def ink_max(images: np.ndarray) -> float:
+    # Pixels are uint8 0-255; images already scaled to 0-1 floats for the model are drawn just as well.
+    return 1.0 if images.dtype.kind == "f" and images.size and float(images.max()) <= 1.0 else 255.0

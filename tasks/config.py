@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tasks.gate import GateThresholds
+
 STORE_ENV = "MNIST_STORE"
 
 
@@ -40,6 +42,59 @@ class RunConfig(BaseModel):
     max_input_mb: int = Field(
         default=1024, ge=1, le=1_000_000, description="Inputs larger than this are quarantined unread."
     )
+    max_bad_row_fraction: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description="A CSV with at most this share of bad rows is accepted without them (they go to "
+        "quarantine/<key>.rejected-rows.csv with a reason each); above it the whole file is quarantined.",
+    )
+    data_checks: Literal["warn", "fail"] = Field(
+        default="warn",
+        description="Data checks (label mix, intensity and ink drift, blank, inverted and duplicate images): "
+        "'warn' records failures in the manifest and the report; 'fail' also quarantines the input.",
+    )
+
+    gate_floor: float = Field(
+        default=GateThresholds.floor, ge=0.0, le=1.0, description="Gate: minimum holdout accuracy (fraction)."
+    )
+    gate_max_regression_pp: float = Field(
+        default=GateThresholds.max_regression_pp,
+        ge=0.0,
+        le=100.0,
+        description="Gate: largest accuracy drop vs the champion, in percentage points.",
+    )
+    gate_max_class_recall_drop_pp: float = Field(
+        default=GateThresholds.max_class_recall_drop_pp,
+        ge=0.0,
+        le=100.0,
+        description="Gate: largest drop of any digit's recall vs the champion, in percentage points.",
+    )
+    gate_mcnemar_alpha: float = Field(
+        default=GateThresholds.mcnemar_alpha,
+        gt=0.0,
+        lt=1.0,
+        description="Gate: significance level at which a champion that is better on paired predictions wins.",
+    )
+    gate_robustness_tolerance_pp: float = Field(
+        default=GateThresholds.robustness_tolerance_pp,
+        ge=0.0,
+        le=100.0,
+        description="Gate: how much more accuracy than the champion may be lost under shifts or noise, in pp.",
+    )
+    warm_start: bool = Field(
+        default=False,
+        description="Start training from the champion's weights when the architecture matches.",
+    )
+
+    def gate_thresholds(self) -> GateThresholds:
+        return GateThresholds(
+            floor=self.gate_floor,
+            max_regression_pp=self.gate_max_regression_pp,
+            max_class_recall_drop_pp=self.gate_max_class_recall_drop_pp,
+            mcnemar_alpha=self.gate_mcnemar_alpha,
+            robustness_tolerance_pp=self.gate_robustness_tolerance_pp,
+        )
 
     @model_validator(mode="after")
     def _forced_promotion_needs_reason(self) -> RunConfig:

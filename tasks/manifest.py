@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal
 
 from tasks.store import ObjectNotFound, PreconditionFailed, Store
+
+if TYPE_CHECKING:  # tasks.data_checks imports tasks.dataset, which imports this module
+    from tasks.data_checks import BatchSummary
 
 MANIFEST_KEY = "datasets/manifest.json"
 MANIFEST_FORMAT = 1
@@ -25,10 +28,28 @@ class BatchRef:
     key: str
     split: Literal["train", "holdout"]
     rows: int
+    summary: BatchSummary | None = None  # counts the data checks compare later batches with
+
+    @staticmethod
+    def from_json(raw: dict[str, Any]) -> BatchRef:
+        return BatchRef(**_known(BatchRef, raw))
+
+
+def _known(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields `cls` has: a manifest written by a newer version may carry more."""
+    names = {f.name for f in fields(cls)}
+    return {name: value for name, value in raw.items() if name in names}
 
 
 @dataclass(frozen=True)
 class ManifestEntry:
+    """What became of one input.
+
+    `rows_accepted + rows_rejected` is the input's row count whenever it is known (a file quarantined before
+    its rows could be counted has both at 0). A partially accepted CSV names its rejected rows' file in
+    `rejected_rows_key`; `checks` holds the data checks' record (see `tasks.data_checks.check_batch`).
+    """
+
     key: str
     sha256: str | None  # None: refused unread (over the size limit)
     outcome: Outcome
@@ -42,11 +63,13 @@ class ManifestEntry:
     batches: tuple[BatchRef, ...] = ()
     reason: str | None = None
     part_of: str | None = None  # an IDX labels file points at its images file
+    rejected_rows_key: str | None = None
+    checks: dict[str, Any] | None = None
 
     @staticmethod
     def from_json(raw: dict[str, Any]) -> ManifestEntry:
-        batches = tuple(BatchRef(**b) for b in raw.get("batches", []))
-        return ManifestEntry(**{**raw, "batches": batches})
+        batches = tuple(BatchRef.from_json(b) for b in raw.get("batches", []))
+        return ManifestEntry(**{**_known(ManifestEntry, raw), "batches": batches})
 
 
 @dataclass
@@ -71,6 +94,10 @@ class Manifest:
                 for batch in entry.batches:
                     seen.setdefault(batch.key, batch)
         return list(seen.values())
+
+    def train_summaries(self) -> list[BatchSummary]:
+        """The summaries of every accepted training batch: the data checks' reference."""
+        return [b.summary for b in self.batches() if b.split == "train" and b.summary is not None]
 
     def digest(self) -> str:
         """Names the accepted data: changes exactly when a batch is added."""

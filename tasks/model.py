@@ -148,6 +148,7 @@ def train_model(
     epochs: int | None = None,
     seed: int = 42,
     callbacks: list[Any] | None = None,
+    initial_weights: list[np.ndarray] | None = None,
     verbose: int = 0,
 ) -> TrainOutcome:
     """Train a fresh model with a seeded validation split and early stopping on validation loss.
@@ -159,6 +160,7 @@ def train_model(
         epochs: overrides the profile's epoch count.
         seed: seeds Python, NumPy and the backend, and the validation split.
         callbacks: extra Keras callbacks (progress reporting).
+        initial_weights: start from these weights (a warm start); shapes must match the profile's model.
         verbose: Keras fit verbosity.
     """
     import keras
@@ -173,14 +175,18 @@ def train_model(
     n_epochs = epochs or planned_epochs(profile, len(x_train))
 
     model = build_model(profile)
+    if initial_weights is not None:
+        if not weights_fit(model, initial_weights):
+            raise ValueError("initial weights do not fit this profile's architecture")
+        model.set_weights(initial_weights)
     model.compile(
         optimizer=keras.optimizers.Adam(_one_cycle(profile, steps_per_epoch * n_epochs)),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=profile.label_smoothing),
         metrics=["accuracy"],
     )
-    early_stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=EARLY_STOPPING_PATIENCE, restore_best_weights=True
-    )
+    # the one-cycle schedule does its best work at the end: long runs get proportionally more patience
+    patience = max(EARLY_STOPPING_PATIENCE, n_epochs // 4)
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     started = time.perf_counter()
     fit = model.fit(
         x_train,
@@ -196,6 +202,12 @@ def train_model(
     val_loss = history.get("val_loss", [])
     best_epoch = int(np.argmin(val_loss)) + 1 if val_loss else n_epochs
     return TrainOutcome(model, history, best_epoch, train_seconds, len(x_train), len(x_val))
+
+
+def weights_fit(model: Any, weights: list[np.ndarray]) -> bool:
+    """Whether `weights` (e.g. the champion's) have exactly the shapes of `model`'s."""
+    shapes = [tuple(w.shape) for w in model.get_weights()]
+    return shapes == [tuple(np.shape(w)) for w in weights]
 
 
 def predict_probabilities(model: Any, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:

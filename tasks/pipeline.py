@@ -6,23 +6,19 @@ processes or on different workers and exchange only keys and small records.
 
 from __future__ import annotations
 
-import io
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tasks.dataset import DatasetSpec, dataset_spec, load_dataset
-from tasks.evaluate import compute_metrics
 from tasks.ingest import INCOMING, IngestSummary, ingest
 from tasks.manifest import load_manifest
-from tasks.model import get_profile, predict_probabilities, profile_config, train_model
+from tasks.model import build_model, get_profile, profile_config, train_model, weights_fit
 from tasks.publish import read_champion, version_key
 from tasks.sample import sample_files
-from tasks.store import Store, open_store
+from tasks.store import ObjectNotFound, Store, open_store
 
 Log = Callable[[str], None]
 
@@ -41,18 +37,6 @@ class TrainRecord:
     n_train: int
     n_validation: int
     config: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class EvaluationRecord:
-    metrics: dict[str, Any]
-    predictions_key: str
-    n_holdout: int
-    holdout_source: str
-    leaked_dropped: int
-    champion: dict[str, Any] | None = None
-    champion_etag: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_store(store_uri: str) -> Store:
@@ -75,12 +59,32 @@ def seed_sample(store_uri: str, log: Log = _quiet) -> list[str]:
     return list(files)
 
 
-def ingest_inputs(store_uri: str, run_id: str, max_input_mb: int, log: Log = _quiet) -> IngestSummary:
-    summary = ingest(open_store(store_uri), run_id, max_input_mb * 2**20)
+def ingest_inputs(
+    store_uri: str,
+    run_id: str,
+    max_input_mb: int,
+    max_bad_row_fraction: float = 0.01,
+    data_checks: str = "warn",
+    log: Log = _quiet,
+) -> IngestSummary:
+    """Ingest every new input under the policy `RunConfig` sets; logs one line per input and per warning."""
+    store = open_store(store_uri)
+    summary = ingest(
+        store, run_id, max_input_mb * 2**20, max_bad_row_fraction=max_bad_row_fraction, data_checks=data_checks
+    )
+    n_rejected = n_warnings = 0
     for item in summary.inputs:
+        rejected = f", {item.rows_rejected} rejected" if item.rows_rejected else ""
         detail = f": {item.reason}" if item.reason else ""
-        log(f"{item.key}: {item.outcome}, {item.rows_accepted} rows ({item.split}){detail}")
-    log(f"{len(summary.inputs)} new input(s), {summary.already_seen} already seen")
+        log(f"{item.key}: {item.outcome}, {item.rows_accepted} rows ({item.split}){rejected}{detail}")
+        warnings = (item.checks or {}).get("warnings", []) if item.outcome == "accepted" else []
+        for warning in warnings:
+            log(f"{item.key}: data check warning: {warning}")
+        n_rejected, n_warnings = n_rejected + item.rows_rejected, n_warnings + len(warnings)
+    log(
+        f"{len(summary.inputs)} new input(s), {summary.already_seen} already seen, "
+        f"{n_rejected} row(s) rejected, {n_warnings} data check warning(s)"
+    )
     return summary
 
 
@@ -113,15 +117,24 @@ def train(
     epochs: int | None,
     seed: int,
     callbacks: list[Any] | None = None,
+    warm_start: bool = False,
+    log: Log = _quiet,
 ) -> TrainRecord:
     store = open_store(store_uri)
     dataset = load_dataset(store, spec)
+    initial, warm = warm_start_weights(store, profile, log) if warm_start else (None, {"requested": False})
     outcome = train_model(
-        dataset.x_train, dataset.y_train, get_profile(profile), epochs=epochs, seed=seed, callbacks=callbacks
+        dataset.x_train,
+        dataset.y_train,
+        get_profile(profile),
+        epochs=epochs,
+        seed=seed,
+        callbacks=callbacks,
+        initial_weights=initial,
     )
     model_key = version_key(version, "model.keras")
     save_model(store, model_key, outcome.model)
-    config = {**profile_config(profile), "epochs_requested": epochs, "seed": seed}
+    config = {**profile_config(profile), "epochs_requested": epochs, "seed": seed, "warm_start": warm}
     return TrainRecord(
         version,
         model_key,
@@ -134,32 +147,19 @@ def train(
     )
 
 
-def evaluate(store_uri: str, spec: DatasetSpec, trained: TrainRecord) -> EvaluationRecord:
-    """Holdout metrics of the trained model; also reads the champion pointer the promotion will be judged on."""
-    store = open_store(store_uri)
-    dataset = load_dataset(store, spec)
-    model = load_model(store, trained.model_key)
-    probabilities = predict_probabilities(model, dataset.x_holdout)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, probabilities=probabilities.astype(np.float16), labels=dataset.y_holdout)
-    predictions_key = version_key(trained.version, "holdout_predictions.npz")
-    store.put(predictions_key, buffer.getvalue())
-    champion, etag = read_champion(store)
-    return EvaluationRecord(
-        compute_metrics(dataset.y_holdout, probabilities),
-        predictions_key,
-        len(dataset.y_holdout),
-        dataset.holdout_source,
-        dataset.leaked_dropped,
-        champion,
-        etag,
-    )
-
-
-def load_predictions(store: Store, key: str) -> np.ndarray:
-    with np.load(io.BytesIO(store.get(key)), allow_pickle=False) as stored:
-        return np.asarray(stored["probabilities"], dtype=np.float32)
-
-
-def record_of(obj: Any) -> dict[str, Any]:
-    return asdict(obj)
+def warm_start_weights(store: Store, profile: str, log: Log) -> tuple[list[Any] | None, dict[str, Any]]:
+    """The champion's weights when its architecture matches this profile's; otherwise a logged fresh start."""
+    champion, _ = read_champion(store)
+    if champion is None:
+        log("warm start requested but there is no champion yet: starting fresh")
+        return None, {"requested": True, "from": None, "note": "no champion"}
+    try:
+        weights = load_model(store, version_key(champion["version"], "model.keras")).get_weights()
+    except ObjectNotFound:
+        log(f"warm start: champion {champion['version']} has no model file: starting fresh")
+        return None, {"requested": True, "from": None, "note": "champion model missing"}
+    if not weights_fit(build_model(get_profile(profile)), weights):
+        log(f"warm start: champion {champion['version']} has another architecture than '{profile}': starting fresh")
+        return None, {"requested": True, "from": None, "note": "architecture differs"}
+    log(f"warm start from champion {champion['version']}")
+    return weights, {"requested": True, "from": champion["version"], "note": "weights loaded"}

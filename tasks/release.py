@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tasks.assess import EvaluationRecord, load_predictions
+from tasks.config import RunConfig
 from tasks.dataset import DatasetSpec, load_dataset
-from tasks.gate import judge
+from tasks.gate import judge, reject_for_race
 from tasks.ingest import IngestSummary
 from tasks.lineage import git_commit, package_versions
 from tasks.manifest import load_manifest
-from tasks.pipeline import EvaluationRecord, TrainRecord, load_predictions
+from tasks.pipeline import TrainRecord
 from tasks.publish import (
     INDEX_KEY,
     LATEST_KEY,
-    MAX_CONFLICT_RETRIES,
     PublishResult,
     move_champion,
     put_verified,
@@ -70,6 +70,7 @@ def build_metrics(
             "already_seen": summary.already_seen,
         },
         "versions": package_versions(),
+        "champion": evaluated.champion_metrics,
         "git_commit": git_commit(),
         "timings": {name: round(seconds, 3) for name, seconds in timings.items()},
     }
@@ -86,37 +87,42 @@ def _champion_pointer(run: RunInfo, accuracy: float, reasons: list[str], data_di
     }
 
 
-def _judge(run: RunInfo, accuracy: float, champion: dict[str, Any] | None) -> dict[str, Any]:
-    force, reason = bool(run.config.get("force_promote")), run.config.get("reason")
-    return judge(run.version, accuracy, champion, force_promote=force, reason=reason)
+def _judge(run: RunInfo, evaluated: EvaluationRecord) -> dict[str, Any]:
+    config = RunConfig.model_validate(run.config)
+    return judge(
+        evaluated.challenger,
+        evaluated.champion,
+        evaluated.paired,
+        config.gate_thresholds(),
+        force_promote=config.force_promote,
+        reason=config.reason,
+    )
 
 
-def _decide_and_promote(
-    store: Store,
-    run: RunInfo,
-    metrics: dict[str, Any],
-    evaluated: EvaluationRecord,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
-    """Judge, store the verdict, and move the pointer; re-judge whenever the champion moved meanwhile."""
-    champion, etag = evaluated.champion, evaluated.champion_etag
-    for _ in range(MAX_CONFLICT_RETRIES):
-        if champion is not None and champion["version"] == run.version:
-            return json.loads(store.get(version_key(run.version, "verdict.json")))  # a retried publish
-        verdict = _judge(run, metrics["accuracy"], champion)
-        put_verified(store, {version_key(run.version, "verdict.json"): to_json_bytes(verdict)})
-        if not verdict["promoted"]:
-            return verdict
-        pointer = _champion_pointer(run, metrics["accuracy"], verdict["reasons"], metrics["data"]["manifest_sha256"])
-        try:
-            move_champion(store, pointer, etag, "promote", verdict["champion_before"])
-        except PreconditionFailed:
-            log("the champion changed while this run was judged: judging again against the new champion")
-            champion, etag = read_champion(store)
-            continue
-        store.copy(version_key(run.version, "report.html"), LATEST_KEY)
+def _promote(store: Store, run: RunInfo, metrics: dict[str, Any], evaluated: EvaluationRecord) -> dict[str, Any]:
+    """Store the verdict, then move the pointer only if the champion is still the one this run was judged against."""
+    verdict = _judge(run, evaluated)
+    put_verified(store, {version_key(run.version, "verdict.json"): to_json_bytes(verdict)})
+    if not verdict["promoted"]:
         return verdict
-    raise PreconditionFailed(f"the champion kept changing; {run.version} published but not promoted")
+    pointer = _champion_pointer(run, metrics["accuracy"], verdict["reasons"], metrics["data"]["manifest_sha256"])
+    try:
+        move_champion(store, pointer, evaluated.champion_etag, "promote", verdict["champion_before"])
+    except PreconditionFailed:
+        current, _ = read_champion(store)
+        if current is not None and current["version"] == run.version:
+            return verdict  # this very publish moved it before a retry: nothing was lost
+        verdict = reject_for_race(verdict, current["version"] if current else None)
+        put_verified(store, {version_key(run.version, "verdict.json"): to_json_bytes(verdict)})
+        return verdict
+    store.copy(version_key(run.version, "report.html"), LATEST_KEY)
+    return verdict
+
+
+def _champion_arrays(store: Store, evaluated: EvaluationRecord) -> dict[str, Any]:
+    if evaluated.champion_predictions_key is None:
+        return {}
+    return {"champion_probabilities": load_predictions(store, evaluated.champion_predictions_key)}
 
 
 def publish(
@@ -131,30 +137,19 @@ def publish(
 ) -> PublishResult:
     store = open_store(store_uri)
     metrics = build_metrics(run, store, summary, trained, evaluated, timings)
-    provisional = _judge(run, metrics["accuracy"], evaluated.champion)
-    dataset = load_dataset(store, spec)
-    report = render_report(
-        metrics,
-        provisional,
-        dataset.x_holdout,
-        dataset.y_holdout,
-        load_predictions(store, evaluated.predictions_key),
-    )
+    provisional = _judge(run, evaluated)
+    holdout = load_dataset(store, spec)
+    arrays = (holdout.x_holdout, holdout.y_holdout, load_predictions(store, evaluated.predictions_key))
+    report = render_report(metrics, provisional, *arrays, **_champion_arrays(store, evaluated))
     files = {
         version_key(run.version, "metrics.json"): to_json_bytes(metrics),
         version_key(run.version, "report.html"): report.html.encode(),
         **{version_key(run.version, name): png for name, png in report.charts.items()},
     }
     put_verified(store, files)
-    verdict = _decide_and_promote(store, run, metrics, evaluated, log)
+    verdict = _promote(store, run, metrics, evaluated)
     if verdict != provisional:  # the report is headed by the verdict that was actually reached
-        report = render_report(
-            metrics,
-            verdict,
-            dataset.x_holdout,
-            dataset.y_holdout,
-            load_predictions(store, evaluated.predictions_key),
-        )
+        report = render_report(metrics, verdict, *arrays, **_champion_arrays(store, evaluated))
         put_verified(store, {version_key(run.version, "report.html"): report.html.encode()})
     delta = verdict["gate"].get("delta_vs_champion")
     runs = record_run(

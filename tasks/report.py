@@ -1,17 +1,16 @@
 """Render a run's evaluation as one self-contained HTML page, and the index page listing every run.
 
-The report is built from plain numbers (the run's metrics and the promotion verdict) and the holdout
-arrays; it never touches the model. Every chart is inlined as a base64 PNG data URI and the CSS is
-inline, so the page opens offline, from object storage or as an e-mail attachment. All text coming
-from metrics, verdicts or file names goes through Jinja's autoescape.
+The report answers three questions on one page: is the new model better, where does it fail, and what
+data made it. It is built from plain numbers (the run's metrics and the promotion verdict) and the
+holdout arrays; it never touches a model. Every image is inlined as a base64 PNG data URI and the CSS is
+inline, so the page opens offline, from a presigned URL or as an e-mail attachment. All text coming from
+metrics, verdicts or file names goes through Jinja's autoescape, and secrets are masked (``report_views``).
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -19,18 +18,24 @@ from urllib.parse import quote
 import jinja2
 import numpy as np
 
-from tasks.charts import confusion_matrix_png, digit_grid_png, png_data_uri, training_curves_png
+from tasks import report_views as views
+from tasks.calibration import calibration_summary
+from tasks.charts import confusion_matrix_png, png_data_uri, training_curves_png
+from tasks.charts_eval import confusion_difference_png, label_histogram_png, reliability_png, robustness_png
+from tasks.charts_gallery import N_CLASSES, galleries, holdout_arrays
 
-DASH = "—"
-N_CLASSES = 10
+HISTORY_KEYS = ("accuracy", "val_accuracy", "loss", "val_loss")
 
 
 @dataclass(frozen=True)
 class RenderedReport:
-    """The report page plus the charts it inlines, keyed by file name, for publishing next to it."""
+    """The report page, the charts it shows (PNG bytes keyed by file name, to publish next to it), and
+    ``figures``: the JSON-ready numbers behind every chart, keyed by the chart's file stem, for
+    ``metrics.json``."""
 
     html: str
     charts: dict[str, bytes]
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 @functools.cache
@@ -43,69 +48,6 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-
-
-def _float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _pct(value: Any) -> str:
-    number = _float(value)
-    return DASH if number is None else f"{number:.2%}"
-
-
-def _pp(delta: Any) -> str:
-    """Format an accuracy difference given as a fraction (0.0012) in percentage points ("+0.12 pp")."""
-    number = _float(delta)
-    return DASH if number is None else f"{number * 100:+.2f} pp"
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    number = _float(value)
-    return DASH if number is None else f"{number:.{digits}f}"
-
-
-def _count(value: Any) -> str:
-    number = _float(value)
-    return _text(value) if number is None or not number.is_integer() else f"{int(number):,}"
-
-
-def _text(value: Any) -> str:
-    if value is None or value == "":
-        return DASH
-    if isinstance(value, dict | list | tuple):
-        return json.dumps(value, sort_keys=True, default=str)
-    return str(value)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    # Naive stamps are taken as UTC so they can be compared with aware ones.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _when(value: Any) -> str:
-    parsed = _parse_time(value)
-    return _text(value) if parsed is None else parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _rows(mapping: Any) -> list[tuple[str, str]]:
-    return [(str(key), _text(value)) for key, value in _mapping(mapping).items()]
 
 
 def _confusion(labels: np.ndarray, pred: np.ndarray) -> list[list[int]]:
@@ -127,94 +69,46 @@ def _per_class_from_confusion(cm: list[list[int]]) -> list[dict[str, Any]]:
     ]
 
 
-def _per_class_view(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    scored = [i for i, entry in enumerate(entries) if _float(entry.get("f1")) is not None]
-    worst = set(sorted(scored, key=lambda i: _float(entries[i]["f1"]) or 0.0)[:2])
-    return [
-        {
-            **{score: _num(entry.get(score)) for score in ("precision", "recall", "f1")},
-            "digit": _text(entry.get("digit")),
-            "support": _count(entry.get("support")),
-            "worst": i in worst,
-        }
-        for i, entry in enumerate(entries)
-    ]
-
-
-def _verdict_view(metrics: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
-    gate = _mapping(verdict.get("gate"))
-    challenger = _float(gate.get("challenger_accuracy"))
-    if challenger is None:
-        challenger = _float(metrics.get("accuracy"))
-    champion = _float(gate.get("champion_accuracy"))
-    champion_before = verdict.get("champion_before")
-    if isinstance(champion_before, dict):
-        champion_before = champion_before.get("version")
+def _lineage_view(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Version, run, data digest, seeds, settings, package versions and step timings."""
+    config, timings = views.mapping(metrics.get("config")), views.mapping(metrics.get("timings"))
     return {
-        "promoted": bool(verdict.get("promoted")),
-        "reasons": [str(reason) for reason in verdict.get("reasons") or []] or ["no reason recorded"],
-        "accuracy": _pct(challenger),
-        "loss": _num(metrics.get("loss")),
-        "has_champion": champion is not None,
-        "champion_accuracy": _pct(champion),
-        "delta": _pp(None if challenger is None or champion is None else challenger - champion),
-        "improved": challenger is not None and champion is not None and challenger >= champion,
-        "champion_before": None if champion_before is None else _text(champion_before),
-        # The floor is optional: a gate that promotes every completed run has none.
-        "floor": None if _float(gate.get("floor")) is None else _pct(gate.get("floor")),
-    }
-
-
-def _inputs_view(inputs: Any) -> list[dict[str, Any]]:
-    return [
-        {
-            **{field: _text(item.get(field)) for field in ("key", "split", "outcome", "reason")},
-            **{field: _count(item.get(field)) for field in ("rows_accepted", "rows_rejected")},
-            "accepted": item.get("outcome") == "accepted",
-        }
-        for item in (inputs if isinstance(inputs, list) else [])
-        if isinstance(item, dict)
-    ]
-
-
-def _provenance_view(metrics: dict[str, Any], n_holdout: int) -> dict[str, Any]:
-    """Template context of the data and lineage sections: where the run's inputs and settings came from."""
-    data, timings = _mapping(metrics.get("data")), _mapping(metrics.get("timings"))
-    return {
-        "counts": [
-            ("training rows", _count(metrics.get("n_train"))),
-            ("validation rows", _count(metrics.get("n_validation"))),
-            ("holdout rows", _count(metrics.get("n_holdout", n_holdout))),
-        ],
-        "inputs": _inputs_view(data.get("inputs")),
         "lineage": [
-            ("version", _text(metrics.get("version"))),
-            ("run id", _text(metrics.get("run_id"))),
-            ("created at", _when(metrics.get("created_at"))),
-            ("manifest sha256", _text(data.get("manifest_sha256"))),
-            ("git commit", _text(metrics.get("git_commit"))),
-            ("training time", _num(metrics.get("train_seconds"), 1) + " s"),
+            ("version", views.text(metrics.get("version"))),
+            ("run id", views.text(metrics.get("run_id"))),
+            ("created at", views.when(metrics.get("created_at"))),
+            ("data manifest sha256", views.text(views.mapping(metrics.get("data")).get("manifest_sha256"))),
+            ("git commit", views.text(metrics.get("git_commit"))),
+            ("seed", views.text(config.get("seed"))),
+            ("training time", views.num(metrics.get("train_seconds"), 1) + " s"),
         ],
-        "config": _rows(metrics.get("config")),
-        "versions": _rows(metrics.get("versions")),
-        "timings": [(str(step), _num(seconds, 2)) for step, seconds in timings.items()],
-        "timings_total": _num(sum(_float(seconds) or 0.0 for seconds in timings.values()), 2),
+        "config": views.rows(config),
+        "versions": views.rows(metrics.get("versions")),
+        "timings": [(views.text(step), views.num(seconds, 2)) for step, seconds in timings.items()],
+        "timings_total": views.num(sum(views.number(seconds) or 0.0 for seconds in timings.values()), 2),
     }
 
 
-def _as_arrays(
-    images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    labels = np.asarray(labels).astype(np.int64).reshape(-1)
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    n = len(labels)
-    if probabilities.shape != (n, N_CLASSES):
-        raise ValueError(f"probabilities must have shape ({n}, {N_CLASSES}), got {probabilities.shape}")
-    images = np.asarray(images)
-    if images.size != n * 28 * 28:
-        raise ValueError(f"expected {n} images of 28x28 pixels, got array of shape {images.shape}")
-    # Flattened (n, 784) rows are accepted too: that is how the CSV inputs store them.
-    return images.reshape(n, 28, 28), labels, probabilities
+def _robustness_view(robustness: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Condition, challenger accuracy, champion accuracy and the difference, one row per perturbation."""
+    challenger, champion = views.mapping(robustness.get("challenger")), views.mapping(robustness.get("champion"))
+    table = []
+    for condition, value in challenger.items():
+        ours, theirs = views.number(value), views.number(champion.get(condition))
+        delta = None if ours is None or theirs is None else ours - theirs
+        table.append((views.text(condition), views.pct(ours), views.pct(theirs), views.pp(delta)))
+    return table
+
+
+def _epochs(history: dict[str, Any], best_epoch: int | None) -> list[dict[str, Any]]:
+    """One row per epoch: train and validation accuracy and loss, the kept epoch flagged."""
+    series = {key: list(history.get(key) or []) for key in HISTORY_KEYS}
+    n_epochs = max(len(values) for values in series.values())
+    return [
+        {"epoch": epoch + 1, "best": epoch + 1 == best_epoch}
+        | {key: views.num(values[epoch] if epoch < len(values) else None) for key, values in series.items()}
+        for epoch in range(n_epochs)
+    ]
 
 
 def render_report(
@@ -226,69 +120,108 @@ def render_report(
     sample_size: int = 40,
     error_size: int = 40,
     seed: int = 0,
+    *,
+    champion_probabilities: np.ndarray | None = None,
+    disagreement_size: int = 40,
 ) -> RenderedReport:
-    """Render the evaluation report of one training run.
+    """Render the evaluation report of one training run, promoted or not.
 
     Args:
-        metrics: The run's metrics (see the pipeline's metrics contract); optional keys may be absent.
+        metrics: The run's metrics (see the pipeline's metrics contract); optional keys may be absent,
+            and each section then says its figures are not available.
         verdict: The promotion gate's verdict: ``promoted``, ``reasons``, ``champion_before``, ``gate``.
         holdout_images: ``(n, 28, 28)`` (or ``(n, 784)``) uint8 holdout images.
         holdout_labels: ``(n,)`` true digits.
-        probabilities: ``(n, 10)`` softmax output; the prediction is the argmax.
+        probabilities: ``(n, 10)`` softmax output of the challenger; the prediction is the argmax.
         sample_size: Number of randomly drawn holdout digits in the samples gallery.
         error_size: Maximum number of misclassified digits shown, most confident first.
         seed: Seed of the samples gallery draw, so a re-render shows the same digits.
+        champion_probabilities: ``(n, 10)`` softmax output of the current champion on the same holdout,
+            or ``None`` (no champion yet): drives the confusion difference and the disagreement gallery.
+        disagreement_size: Maximum number of digits shown where challenger and champion disagree.
 
     Returns:
-        The self-contained HTML page and the four PNG charts it inlines.
+        The self-contained HTML page, its PNG charts, and the numbers behind them.
 
     Raises:
         ValueError: If the array shapes disagree.
     """
-    images, labels, probabilities = _as_arrays(holdout_images, holdout_labels, probabilities)
-    pred = probabilities.argmax(axis=1)
-    confidence = probabilities.max(axis=1)
-    n = len(labels)
+    h = holdout_arrays(holdout_images, holdout_labels, probabilities, champion_probabilities)
+    n, champion = len(h.labels), views.mapping(metrics.get("champion"))
+    recorded = metrics.get("confusion_matrix")
+    cm = np.asarray(_confusion(h.labels, h.pred) if recorded is None else recorded, dtype=np.int64).tolist()
+    charts: dict[str, bytes] = {}
+    figures: dict[str, Any] = {"confusion_matrix": cm}
 
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, size=min(max(sample_size, 0), n), replace=False))
-    wrong = np.flatnonzero(pred != labels)
-    # Confident mistakes are the most telling (label noise, systematic confusions), so they lead.
-    errors = wrong[np.argsort(-confidence[wrong], kind="stable")][: max(error_size, 0)]
+    history = views.mapping(metrics.get("history"))
+    best = views.number(metrics.get("best_epoch"))
+    best_epoch = None if best is None else int(best)
+    if any(history.get(key) for key in HISTORY_KEYS):
+        charts["training_curves.png"] = training_curves_png(history, best_epoch)
+        figures["training_curves"] = {"history": history, "best_epoch": best_epoch}
+    charts["confusion_matrix.png"] = confusion_matrix_png(cm)
+    charts["confusion_normalised.png"] = confusion_matrix_png(cm, normalise=True)
+    # The champion scored on this very holdout beats figures from its own run, whose holdout may differ.
+    champion_cm = champion.get("confusion_matrix")
+    if h.champion_pred is not None:
+        champion_cm = _confusion(h.labels, h.champion_pred)
+    if champion_cm is not None and np.shape(champion_cm) != np.shape(cm):
+        champion_cm = None  # a malformed matrix cannot be compared cell by cell
+    if champion_cm is not None:
+        difference = (np.asarray(cm) - np.asarray(champion_cm, dtype=np.int64)).tolist()
+        charts["confusion_difference.png"] = confusion_difference_png(difference)
+        figures["confusion_difference"] = difference
 
-    cm = metrics.get("confusion_matrix") or _confusion(labels, pred)
-    per_class = metrics.get("per_class") or _per_class_from_confusion(cm)
-    history = _mapping(metrics.get("history"))
-    best_epoch = _float(metrics.get("best_epoch"))
-    charts = {
-        "training_curves.png": training_curves_png(history, None if best_epoch is None else int(best_epoch)),
-        "confusion_matrix.png": confusion_matrix_png(cm),
-        "holdout_samples.png": digit_grid_png(
-            images[sample],
-            labels[sample],
-            pred[sample],
-            f"{len(sample)} random holdout digits",
-            confidence[sample],
-        ),
-        "misclassified.png": digit_grid_png(
-            images[errors], labels[errors], pred[errors], "Most confident errors", confidence[errors]
-        ),
-    }
+    gallery_view, gallery_charts, gallery_figures = galleries(h, sample_size, error_size, disagreement_size, seed)
+    charts |= gallery_charts
+    figures |= gallery_figures
+
+    calibration = views.mapping(metrics.get("calibration")) or (
+        calibration_summary(h.labels, h.probabilities) if n else {}
+    )
+    champion_calibration = None
+    if h.champion_probabilities is not None and n:
+        champion_calibration = calibration_summary(h.labels, h.champion_probabilities)
+    if calibration.get("bins"):
+        charts["reliability.png"] = reliability_png(calibration, champion_calibration)
+        figures["reliability"] = {"challenger": calibration, "champion": champion_calibration}
+
+    robustness = views.mapping(views.mapping(verdict.get("gate")).get("robustness"))
+    if views.mapping(robustness.get("challenger")):
+        charts["robustness.png"] = robustness_png(robustness)
+        figures["robustness"] = robustness
+
+    new_labels, reference_labels = views.label_histograms(metrics)
+    if sum(new_labels):
+        charts["label_histogram.png"] = label_histogram_png(new_labels, reference_labels)
+        figures["label_histogram"] = {"new": new_labels, "reference": reference_labels}
+
     context = {
-        "version": _text(metrics.get("version")),
-        "verdict": _verdict_view(metrics, verdict),
+        "version": views.text(metrics.get("version")),
+        "verdict": views.verdict_view(metrics, verdict, champion),
         "images": {name: png_data_uri(png) for name, png in charts.items()},
-        "per_class": _per_class_view(per_class),
+        "per_class": views.per_class_view(
+            views.records(metrics.get("per_class")) or _per_class_from_confusion(cm),
+            views.records(champion.get("per_class"))
+            or ([] if champion_cm is None else _per_class_from_confusion(champion_cm)),
+        ),
         "n_holdout": f"{n:,}",
-        "n_wrong": f"{len(wrong):,}",
-        "n_samples": len(sample),
-        "n_errors_shown": len(errors),
-        "best_epoch": DASH if best_epoch is None else str(int(best_epoch)),
-        "n_epochs": len(history.get("loss") or history.get("accuracy") or []),
-        **_provenance_view(metrics, n),
+        "champion_columns": champion_cm is not None or bool(champion.get("per_class")),
+        "galleries": gallery_view,
+        "best_epoch": views.DASH if best_epoch is None else str(best_epoch),
+        "epochs": _epochs(history, best_epoch),
+        "calibration": {
+            "ece": views.pct(calibration.get("ece")),
+            "mce": views.pct(calibration.get("mce")),
+            "champion_ece": None if champion_calibration is None else views.pct(champion_calibration["ece"]),
+        },
+        "robustness": _robustness_view(robustness),
+        "has_reference_labels": reference_labels is not None,
+        "data": views.data_view(metrics, n),
+        **_lineage_view(metrics),
     }
     html = _environment().get_template("report.html.j2").render(**context)
-    return RenderedReport(html=html, charts=charts)
+    return RenderedReport(html=html, charts=charts, figures=figures)
 
 
 def _report_href(version: Any) -> str | None:
@@ -312,14 +245,14 @@ def render_index(runs: list[dict[str, Any]]) -> str:
     """
     oldest = datetime.min.replace(tzinfo=UTC)
     # Unparseable or missing timestamps sort last rather than failing the whole index.
-    ordered = sorted(runs, key=lambda run: _parse_time(run.get("created_at")) or oldest, reverse=True)
+    ordered = sorted(runs, key=lambda run: views.parse_time(run.get("created_at")) or oldest, reverse=True)
     rows = [
         {
-            "when": _when(run.get("created_at")),
-            "version": _text(run.get("version")),
+            "when": views.when(run.get("created_at")),
+            "version": views.text(run.get("version")),
             "promoted": bool(run.get("promoted")),
-            "accuracy": _pct(run.get("accuracy")),
-            "delta": _pp(run.get("delta_vs_champion")),
+            "accuracy": views.pct(run.get("accuracy")),
+            "delta": views.pp(run.get("delta_vs_champion")),
             "href": _report_href(run.get("version")),
         }
         for run in ordered

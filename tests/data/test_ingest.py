@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
-import struct
 
 import numpy as np
 import pytest
+from builders import digits, entries_by_key, idx_pair, npz_bytes
 
 from tasks.dataset import NoTrainingData, dataset_spec, hash_split, load_dataset
 from tasks.ingest import ingest
-from tasks.manifest import MANIFEST_KEY, load_manifest
+from tasks.manifest import load_manifest
 from tasks.sample import digits_to_csv
-from tasks.store import Store, open_store
-
-
-def digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n).astype(np.uint8)
-
-
-def idx_pair(images: np.ndarray, labels: np.ndarray) -> tuple[bytes, bytes]:
-    image_bytes = struct.pack(">IIII", 2051, len(images), 28, 28) + images.tobytes()
-    return image_bytes, struct.pack(">II", 2049, len(labels)) + labels.tobytes()
-
-
-def npz_bytes(**arrays: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def entries_by_key(store: Store) -> dict[str, dict]:
-    return {e["key"]: e for e in json.loads(store.get(MANIFEST_KEY))["entries"]}
+from tasks.store import open_store
 
 
 def test_every_format_is_ingested_and_recorded(store_uri: str) -> None:

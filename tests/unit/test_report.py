@@ -1,9 +1,11 @@
-"""The HTML report and run index: structure, self-containment, escaping, size."""
+"""The HTML report and run index: structure, self-containment, escaping, secrets, size; calibration figures."""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
+import re
 from html.parser import HTMLParser
 from typing import Any
 
@@ -11,22 +13,37 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tasks.calibration import calibration_summary
 from tasks.charts import digit_grid_png, png_data_uri, training_curves_png
 from tasks.report import RenderedReport, render_index, render_report
+from tasks.report_views import looks_secret, redact, scrub
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HOSTILE_KEY = "<script>alert(1)</script>.csv"
 HOSTILE_CONFIG = '"><img src=x onerror=alert(2)>'
+SECRETS = ("AKIA-SECRET-VALUE", "hunter2", "tok-123", "pw-456", "sig-789", "cred-000")
 SECTIONS = [
     "Verdict",
     "Training curves",
     "Confusion matrix",
     "Per-class metrics",
     "Galleries",
+    "Calibration",
+    "Robustness",
     "Data",
     "Lineage",
 ]
-CHART_NAMES = {"training_curves.png", "confusion_matrix.png", "holdout_samples.png", "misclassified.png"}
+GALLERY_PNGS = {"holdout_samples.png", "misclassified.png", "disagreements.png"}
+ALWAYS_CHARTS = {"confusion_matrix.png", "confusion_normalised.png", "holdout_samples.png"}
+RICH_CHARTS = ALWAYS_CHARTS | {
+    "training_curves.png",
+    "misclassified.png",
+    "confusion_difference.png",
+    "disagreements.png",
+    "reliability.png",
+    "robustness.png",
+    "label_histogram.png",
+}
 
 
 class _Tags(HTMLParser):
@@ -59,6 +76,11 @@ def _parse(html: str) -> _Tags:
     return parser
 
 
+def _section(html: str, anchor: str) -> str:
+    start = html.index(f'<section id="{anchor}"')
+    return html[start : html.index("</section>", start)]
+
+
 def _holdout(n: int, error_rate: float = 0.03, seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Digit-like images (a bright stroke on black), labels, and softmax output with some confident errors."""
     rng = np.random.default_rng(seed)
@@ -76,7 +98,7 @@ def _holdout(n: int, error_rate: float = 0.03, seed: int = 1) -> tuple[np.ndarra
     return images, labels, probabilities
 
 
-def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+def _scores(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
     predicted = probabilities.argmax(axis=1)
     cm = np.zeros((10, 10), dtype=int)
     np.add.at(cm, (labels, predicted), 1)
@@ -86,15 +108,17 @@ def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
         recall = cm[d, d] / max(cm[d].sum(), 1)
         f1 = 2 * precision * recall / max(precision + recall, 1e-12)
         per_class.append({"digit": d, "precision": precision, "recall": recall, "f1": f1, "support": int(cm[d].sum())})
+    return {"accuracy": float((predicted == labels).mean()), "per_class": per_class, "confusion_matrix": cm.tolist()}
+
+
+def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
     epochs = 8
     return {
         "version": "20261124T023609123Z-3f2a1c",
         "created_at": "2026-11-24T02:36:09.123Z",
         "run_id": "0b7e4c8e-2f0c-4d7a-9d55-0d3c1f7a9e21",
-        "accuracy": float((predicted == labels).mean()),
+        **_scores(labels, probabilities),
         "loss": 0.0412,
-        "per_class": per_class,
-        "confusion_matrix": cm.tolist(),
         "n_train": 54000,
         "n_validation": 6000,
         "n_holdout": len(labels),
@@ -122,10 +146,10 @@ def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
                 {
                     "key": HOSTILE_KEY,
                     "split": "train",
-                    "outcome": "rejected",
+                    "outcome": "quarantined",
                     "rows_accepted": 0,
                     "rows_rejected": 12,
-                    "reason": "bad header",
+                    "reason": f"bad header in {HOSTILE_KEY}",
                 },
             ],
         },
@@ -133,6 +157,59 @@ def _metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
         "git_commit": None,
         "timings": {"ingest": 1.2, "train": 40.1, "evaluate": 2.0},
     }
+
+
+def _holdout_like(labels: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    predicted = labels.copy()
+    wrong = rng.random(n) < 0.05
+    predicted[wrong] = (labels[wrong] + rng.integers(1, 10, wrong.sum())) % 10
+    probabilities = rng.random((n, 10)) * 0.2
+    probabilities[np.arange(n), predicted] += rng.uniform(0.5, 8.0, n)
+    return probabilities / probabilities.sum(axis=1, keepdims=True)
+
+
+def _rich_metrics(labels: np.ndarray, probabilities: np.ndarray, champion: np.ndarray) -> dict[str, Any]:
+    """Every optional figure the pipeline can provide, with hostile text and secrets planted in it."""
+    metrics = _metrics(labels, probabilities)
+    metrics["champion"] = {"version": "20261120T000000000Z-aaaaaa", "loss": 0.0555, **_scores(labels, champion)}
+    metrics["calibration"] = calibration_summary(labels, probabilities)
+    metrics["holdout_source"] = "incoming/holdout/"
+    metrics["leaked_dropped"] = 3
+    metrics["config"] |= {
+        "aws_secret_access_key": "AKIA-SECRET-VALUE",
+        "endpoint": "http://admin:hunter2@minio.internal:9000/bucket",
+        "api-token": "tok-123",
+        "nested": {"password": "pw-456", "url": "s3://bucket/x?X-Amz-Signature=sig-789&X-Amz-Credential=cred-000"},
+    }
+    # The shape tasks.data_checks.check_batch records ...
+    checks = {
+        "rows": 4000,
+        "reference_rows": 60000,
+        "labels": {
+            "batch": [410, 450, 400, 420, 390, 360, 400, 430, 380, 560],
+            "reference": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
+            "p_value": 0.0004,
+        },
+        "mean_intensity_psi": 0.03,
+        "ink_fraction_psi": 0.27,
+        "blank_images": 2,
+        "inverted_images": 1,
+        "duplicate_images": 5,
+        "warnings": ["label 9 is over-represented", HOSTILE_KEY],
+    }
+    # ... and the flat one the report also reads.
+    flat = {"label_histogram": [10] * 10, "reference_histogram": None, "chi2_p": None, "psi_mean_intensity": None,
+            "psi_ink_fraction": None, "blank": 0, "inverted": 0, "duplicates_within": 0, "warnings": []}  # fmt: skip
+    metrics["data"]["inputs"][0]["checks"] = checks
+    metrics["data"]["inputs"] += [
+        {"key": "incoming/b.csv", "split": "train", "outcome": "duplicate", "rows_accepted": 0, "rows_rejected": 0,
+         "reason": "same content as incoming/a.csv; not counted twice", "checks": None},
+        {"key": "incoming/c.csv", "split": "train", "outcome": "accepted", "rows_accepted": 100, "rows_rejected": 0,
+         "reason": None, "checks": flat},
+    ]  # fmt: skip
+    return metrics
 
 
 PROMOTED = {
@@ -147,6 +224,26 @@ REJECTED = {
     "champion_before": "20261120T000000000Z-aaaaaa",
     "gate": {"challenger_accuracy": 0.97, "champion_accuracy": 0.975, "floor": 0.95},
 }
+GATED = {
+    "promoted": False,
+    "reasons": ["digit 9 recall fell 2.10 pp, more than the 1.00 pp allowed"],
+    "champion_before": "20261120T000000000Z-aaaaaa",
+    "gate": {
+        "floor": 0.95,
+        "challenger_accuracy": 0.97,
+        "champion_accuracy": 0.955,
+        "delta_vs_champion": 0.015,
+        "rules": [
+            {"name": "floor", "passed": True, "detail": "97.00% ≥ 95.00%"},
+            {"name": "per-class recall", "passed": False, "detail": f"digit 9 fell 2.10 pp {HOSTILE_CONFIG}"},
+        ],
+        "mcnemar": {"p_value": 0.0123, "challenger_only_correct": 41, "champion_only_correct": 17},
+        "robustness": {
+            "challenger": {"clean": 0.97, "shift": 0.91, "noise": 0.88},
+            "champion": {"clean": 0.955, "shift": 0.90, "noise": 0.89},
+        },
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -160,48 +257,124 @@ def promoted(holdout: tuple[np.ndarray, np.ndarray, np.ndarray]) -> RenderedRepo
     return render_report(_metrics(labels, probabilities), PROMOTED, images, labels, probabilities)
 
 
-def test_sections_present_in_order(promoted: RenderedReport) -> None:
-    assert _parse(promoted.html).h2 == SECTIONS
+@pytest.fixture(scope="module")
+def rich(holdout: tuple[np.ndarray, np.ndarray, np.ndarray]) -> RenderedReport:
+    images, labels, probabilities = holdout
+    champion = _holdout_like(labels, 7)
+    metrics = _rich_metrics(labels, probabilities, champion)
+    return render_report(metrics, GATED, images, labels, probabilities, champion_probabilities=champion)
 
 
-def test_images_are_inline_valid_pngs(promoted: RenderedReport) -> None:
-    sources = [attrs.get("src") or "" for tag, attrs in _parse(promoted.html).tags if tag == "img"]
-    assert len(sources) == 4
+def _img_sources(html: str) -> list[str]:
+    return [attrs.get("src") or "" for tag, attrs in _parse(html).tags if tag == "img"]
+
+
+@pytest.mark.parametrize("name", ["promoted", "rich"])
+def test_sections_present_in_order(name: str, request: pytest.FixtureRequest) -> None:
+    assert _parse(request.getfixturevalue(name).html).h2 == SECTIONS
+
+
+@pytest.mark.parametrize("name", ["promoted", "rich"])
+def test_every_image_is_an_inline_valid_png(name: str, request: pytest.FixtureRequest) -> None:
+    report: RenderedReport = request.getfixturevalue(name)
+    sources = _img_sources(report.html)
     prefix = "data:image/png;base64,"
     for src in sources:
         assert src.startswith(prefix)
         png = base64.b64decode(src.removeprefix(prefix), validate=True)
-        assert png.startswith(PNG_SIGNATURE)
         with Image.open(io.BytesIO(png)) as image:
             image.verify()
+    # every chart is inlined, except the gallery grids: the page shows those digits as tiles with text captions
+    page_charts = {png for name, png in report.charts.items() if name not in GALLERY_PNGS}
+    assert {png_data_uri(png) for png in page_charts} <= set(sources)
+    assert len(sources) > 40
 
 
-def test_self_contained(promoted: RenderedReport) -> None:
-    tags = _parse(promoted.html).tags
-    assert not [tag for tag, _ in tags if tag in {"script", "link", "iframe", "object", "embed"}]
+@pytest.mark.parametrize("name", ["promoted", "rich"])
+def test_self_contained(name: str, request: pytest.FixtureRequest) -> None:
+    html = request.getfixturevalue(name).html
+    tags = _parse(html).tags
+    assert not [tag for tag, _ in tags if tag in {"script", "link", "iframe", "object", "embed", "base"}]
     for _, attrs in tags:
-        for name in ("src", "href"):
-            assert not (attrs.get(name) or "").lower().startswith(("http://", "https://", "//"))
-    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in promoted.html
+        for attr in ("src", "href", "srcset", "poster", "data"):
+            assert not (attrs.get(attr) or "").lower().startswith(("http://", "https://", "//"))
+    assert not re.search(r"url\(|@import", html.split("</style>")[0])
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
 
 
-def test_hostile_strings_are_escaped(promoted: RenderedReport) -> None:
-    html = promoted.html
-    assert HOSTILE_KEY not in html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;.csv" in html
-    assert "<img src=x" not in html
-    assert "&lt;img src=x onerror=alert(2)&gt;" in html
+def test_hostile_strings_are_escaped(rich: RenderedReport) -> None:
+    html = rich.html
+    assert HOSTILE_KEY not in html and "<img src=x" not in html
+    escaped_key = "&lt;script&gt;alert(1)&lt;/script&gt;.csv"
+    data = _section(html, "data")
+    # the quarantined file's name, its reason and a drift warning naming it all show as text
+    assert data.count(escaped_key) == 3
+    assert 'class="refused">quarantined' in data
+    assert "&lt;img src=x onerror=alert(2)&gt;" in _section(html, "lineage")
+    assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in _section(html, "verdict")
 
 
-def test_charts_dict_holds_four_pngs(promoted: RenderedReport) -> None:
-    assert set(promoted.charts) == CHART_NAMES
-    assert all(png.startswith(PNG_SIGNATURE) for png in promoted.charts.values())
+def test_secrets_never_shown(rich: RenderedReport) -> None:
+    html = rich.html
+    for secret in SECRETS:
+        assert secret not in html
+    lineage = _section(html, "lineage")
+    assert lineage.count("•••") >= 4
+    assert "http://minio.internal:9000/bucket" in lineage and "admin" not in lineage
+    assert "seed" in lineage and "42" in lineage
+
+
+def test_redaction_helpers() -> None:
+    assert looks_secret("AWS_SECRET_ACCESS_KEY") and looks_secret("awsAccessKeyId") and looks_secret("db-password")
+    assert not looks_secret("seed") and not looks_secret("profile")
+    assert scrub("see https://u:p@host:1/x and ftp://tok@h") == "see https://host:1/x and ftp://h"
+    assert redact({"a": [{"token": "t"}], "b": 1}) == {"a": [{"token": "•••"}], "b": 1}
+
+
+def test_rich_report_shows_champion_comparison(rich: RenderedReport) -> None:
+    html = rich.html
+    verdict = _section(html, "verdict")
+    assert "Rejected" in html[: html.index('<section id="verdict"')]
+    assert verdict.index("Not promoted, because") < verdict.index("digit 9 recall fell")
+    assert "+1.50 pp" in verdict and "95.50%" in verdict
+    assert 'class="fail">failed' in verdict and "p = 0.0123" in verdict and "41" in verdict
+    assert "-0.0143 vs champion's 0.0555" in verdict
+    assert "confusion_difference.png" in rich.charts and "Not available" not in _section(html, "confusion")
+    assert "champion F1" in _section(html, "per-class")
+    galleries = _section(html, "galleries")
+    assert "only the champion right" in galleries and "champion " in galleries
+    assert "expected calibration error" in _section(html, "calibration") and "champion's ECE" in html
+    robustness = _section(html, "robustness")
+    assert "shift" in robustness and "+1.00 pp" in robustness and "robustness.png" in rich.charts
+    data = _section(html, "data")
+    assert "0.0004" in data and "0.270" in data and data.count('class="num alert"') == 2
+    assert "incoming/holdout/" in data and "label 9 is over-represented" in data
+    assert set(rich.charts) == RICH_CHARTS
+
+
+def test_figures_carry_the_numbers_behind_every_chart(rich: RenderedReport) -> None:
+    stems = {name.removesuffix(".png") for name in rich.charts} - {"confusion_normalised"}
+    assert stems <= set(rich.figures)
+    json.dumps(rich.figures)  # JSON-ready for metrics.json
+    assert rich.figures["label_histogram"]["new"][9] == 570
+    assert rich.figures["label_histogram"]["reference"][0] == 5923
+    tiles = rich.figures["disagreements"]
+    assert tiles and all(t["pred"] != t["champion_pred"] for t in tiles)
+    # the challenger's new mistakes lead the disagreement gallery
+    assert tiles[0]["champion_pred"] == tiles[0]["label"] != tiles[0]["pred"]
 
 
 def test_promoted_headline_without_champion(promoted: RenderedReport) -> None:
-    verdict = promoted.html[: promoted.html.index("<h2>Training curves")]
+    verdict = _section(promoted.html, "verdict")
     assert "Promoted" in verdict and "97.00%" in verdict and "no champion yet" in verdict
     assert "0.0412" in verdict
+    html = promoted.html
+    assert "Not available: no champion" in _section(html, "confusion")
+    assert "Not available: no champion predictions" in _section(html, "galleries")
+    assert "Robustness figures not available" in _section(html, "robustness")
+    assert "Drift figures not available" in _section(html, "data")
+    # calibration is computed from the arrays when metrics lack it
+    assert "reliability.png" in promoted.charts
 
 
 def test_rejected_reasons_come_before_curves(holdout: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
@@ -222,7 +395,14 @@ def test_robust_to_missing_optional_keys(holdout: tuple[np.ndarray, np.ndarray, 
     minimal = {"version": "v1", "accuracy": 0.9, "loss": 0.3}
     report = render_report(minimal, {"promoted": False}, images, labels, probabilities, sample_size=5, error_size=0)
     assert _parse(report.html).h2 == SECTIONS
-    assert set(report.charts) == CHART_NAMES
+    assert set(report.charts) == ALWAYS_CHARTS | {"reliability.png"}
+    assert "Training history not available" in report.html and "No new input files" in report.html
+
+
+def test_shape_mismatch_is_refused(holdout: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    images, labels, probabilities = holdout
+    with pytest.raises(ValueError, match="champion_probabilities"):
+        render_report({}, {}, images, labels, probabilities, champion_probabilities=probabilities[:10])
 
 
 def test_rerender_is_identical_and_errors_most_confident_first(
@@ -238,19 +418,49 @@ def test_rerender_is_identical_and_errors_most_confident_first(
     assert len(top) > 5
     expected = digit_grid_png(images[top], labels[top], pred[top], "Most confident errors", conf[top])
     assert promoted.charts["misclassified.png"] == expected
+    assert [t["index"] for t in promoted.figures["misclassified"]] == top.tolist()
 
 
 def test_ten_thousand_holdout_stays_small() -> None:
     images, labels, probabilities = _holdout(10_000)
-    report = render_report(_metrics(labels, probabilities), PROMOTED, images, labels, probabilities)
-    assert len(report.html.encode()) < 3 * 1024 * 1024
+    champion = _holdout_like(labels, 7)
+    metrics = _rich_metrics(labels, probabilities, champion)
+    report = render_report(metrics, GATED, images, labels, probabilities, champion_probabilities=champion)
+    assert len(report.html.encode()) <= 3 * 1024 * 1024
 
 
 def test_chart_helpers_handle_empty_input() -> None:
     empty = digit_grid_png(np.zeros((0, 28, 28), np.uint8), np.zeros(0), np.zeros(0), "errors")
     assert empty.startswith(PNG_SIGNATURE)
     assert training_curves_png({}, None).startswith(PNG_SIGNATURE)
+    assert training_curves_png({"loss": [0.9, 0.4]}, 2).startswith(PNG_SIGNATURE)  # one panel empty
     assert png_data_uri(b"\x89PNG").startswith("data:image/png;base64,")
+
+
+def test_calibration_summary_bins_and_ece() -> None:
+    labels = np.array([0, 0, 1, 1])
+    # two digits at 0.9 confidence (one right), two at 0.6 (both right)
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
+    probabilities = np.pad(probabilities, ((0, 0), (0, 8)))
+    labels[1] = 1
+    summary = calibration_summary(labels, probabilities, n_bins=10)
+    assert len(summary["bins"]) == 10 and summary["n"] == 4
+    filled = [b for b in summary["bins"] if b["count"]]
+    assert [(b["lower"], b["count"], b["accuracy"]) for b in filled] == [(pytest.approx(0.5), 2, 1.0),
+                                                                         (pytest.approx(0.8), 2, 0.5)]  # fmt: skip
+    # ECE = 2/4·|1.0 − 0.6| + 2/4·|0.5 − 0.9| = 0.4
+    assert summary["ece"] == pytest.approx(0.4) and summary["mce"] == pytest.approx(0.4)
+    assert summary["bins"][0]["accuracy"] is None
+    json.dumps(summary)
+
+
+def test_calibration_summary_perfect_and_invalid() -> None:
+    labels = np.arange(10)
+    assert calibration_summary(labels, np.eye(10))["ece"] == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        calibration_summary(labels, np.eye(10)[:5])
+    with pytest.raises(ValueError):
+        calibration_summary(np.zeros(0), np.zeros((0, 10)))
 
 
 def test_index_sorted_escaped_and_linked() -> None:
