@@ -63,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="where to write the HTML (default: report-<version>.html)")
     report.add_argument("--url", action="store_true", help="print a presigned URL (a file URL locally) instead")
     report.add_argument("--expires", type=int, default=3600, help="lifetime of the URL in seconds (default: 3600)")
+    predict = commands.add_parser("predict", help="predict digits in PNG/JPEG images or CSV rows")
+    predict.add_argument("--store", help="store URI (default: $MNIST_STORE, else data/store)")
+    predict.add_argument("--version", help="a version under models/ (default: the champion)")
+    predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    rollback = commands.add_parser("rollback", help="make an earlier version the champion")
+    rollback.add_argument("--to", required=True, help="the version to make champion")
+    rollback.add_argument("--reason", required=True, help="why; recorded in models/history.jsonl")
+    rollback.add_argument("--store", help="store URI (default: $MNIST_STORE, else data/store)")
+    prune = commands.add_parser("prune", help="delete old versions: keeps the newest N and every former champion")
+    prune.add_argument("--keep", type=int, default=10, help="how many of the newest versions to keep (default: 10)")
+    prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    prune.add_argument("--store", help="store URI (default: $MNIST_STORE, else data/store)")
     return parser
 
 
@@ -114,16 +126,11 @@ def _where(store_uri: str, key: str) -> str:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from tasks.publish import read_champion, version_key
+    from tasks.publish import version_key
     from tasks.store import ObjectNotFound, open_store
 
     store = open_store(resolve_store_uri(args.store))
-    version = args.version
-    if not version:
-        champion, _ = read_champion(store)
-        if champion is None:
-            raise PipelineFailure(f"no champion in {store.uri} yet: run `{PROG} run` first, or pass --version")
-        version = champion["version"]
+    version = _chosen_version(store, args.version)
     key = version_key(version, "report.html")
     try:
         if args.url:
@@ -138,18 +145,95 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chosen_version(store: Any, version: str | None) -> str:
+    from tasks.publish import read_champion
+
+    if version:
+        return version
+    champion, _ = read_champion(store)
+    if champion is None:
+        raise PipelineFailure(f"no champion in {store.uri} yet: run `{PROG} run` first, or pass --version")
+    return str(champion["version"])
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    from tasks.pipeline import load_model
+    from tasks.predict import PredictInputError, load_inputs, predict
+    from tasks.publish import version_key
+    from tasks.store import ObjectNotFound, open_store
+
+    store = open_store(resolve_store_uri(args.store))
+    version = _chosen_version(store, args.version)
+    try:
+        model = load_model(store, version_key(version, "model.keras"))
+    except ObjectNotFound:
+        raise PipelineFailure(f"version {version!r} has no model in {store.uri}") from None
+    failures = 0
+    for path in args.files:
+        try:
+            images, names = load_inputs(path)
+        except PredictInputError as error:
+            print(f"{PROG}: {path}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        for item in predict(model, images, names):
+            print(f"{item.name}\t{item.label}\t{item.confidence:.4f}")
+    return EXIT_FAILED if failures else 0
+
+
+def command_rollback(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError as InvalidRollback
+
+    from flows.rollback import RollbackConfig, rollback
+    from tasks.pipeline import check_store
+
+    try:
+        config = RollbackConfig(to=args.to, reason=args.reason, store=resolve_store_uri(args.store))
+    except InvalidRollback as error:
+        raise PipelineFailure(_first_error(error)) from None
+    check_store(config.store or "")
+    state = rollback(config, return_state=True)
+    if not state.is_completed():
+        outcome = state.result(raise_on_failure=False)
+        raise PipelineFailure(str(outcome) if isinstance(outcome, BaseException) else (state.message or state.name))
+    pointer = state.result()
+    assert isinstance(pointer, dict), f"unexpected flow result {pointer!r}"
+    print(f"champion is now {pointer['version']} ({pointer['reason']})")
+    return 0
+
+
+def command_prune(args: argparse.Namespace) -> int:
+    from tasks.registry import apply_retention, retention_plan
+    from tasks.store import open_store
+
+    store = open_store(resolve_store_uri(args.store))
+    plan = retention_plan(store, args.keep)
+    for version in plan.keep:
+        print(f"keep\t{version}\t{plan.reasons[version]}")
+    for version in plan.delete:
+        print(f"{'would delete' if args.dry_run else 'delete'}\t{version}")
+    if not args.dry_run:
+        deleted = apply_retention(store, plan)
+        print(f"deleted {len(plan.delete)} version(s), {deleted} file(s)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     # quiet TensorFlow's C++ start-up chatter unless the user asked for it
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     from tasks.dataset import NoTrainingData
+    from tasks.registry import RegistryError
     from tasks.store import StoreError
 
+    commands = {"report": command_report, "predict": command_predict, "rollback": command_rollback}
     try:
         if args.command == "run":
             return command_run({k: v for k, v in vars(args).items() if k != "command"})
-        return command_report(args)
-    except (PipelineFailure, StoreError, NoTrainingData) as error:
+        if args.command == "prune":
+            return command_prune(args)
+        return commands[args.command](args)
+    except (PipelineFailure, StoreError, NoTrainingData, RegistryError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.dataset import DatasetSpec, dataset_spec, load_dataset
+from tasks.exports import export_model
 from tasks.ingest import INCOMING, IngestSummary, ingest
 from tasks.manifest import load_manifest
 from tasks.model import build_model, get_profile, profile_config, train_model, weights_fit
@@ -134,6 +135,7 @@ def train(
     )
     model_key = version_key(version, "model.keras")
     save_model(store, model_key, outcome.model)
+    export_model(store, version_key(version, ""), outcome.model)
     config = {**profile_config(profile), "epochs_requested": epochs, "seed": seed, "warm_start": warm}
     return TrainRecord(
         version,

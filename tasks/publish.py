@@ -20,7 +20,14 @@ HISTORY_KEY = "models/history.jsonl"
 RUNS_KEY = "reports/runs.json"
 INDEX_KEY = "reports/index.html"
 LATEST_KEY = "reports/latest.html"
-REQUIRED_FILES = ("model.keras", "metrics.json", "verdict.json", "report.html")
+REQUIRED_FILES = (
+    "model.keras",
+    "saved_model/saved_model.pb",
+    "model.tflite",
+    "metrics.json",
+    "verdict.json",
+    "report.html",
+)
 MAX_CONFLICT_RETRIES = 20
 CONTENT_TYPES = {
     ".json": "application/json",

@@ -99,7 +99,7 @@ def _judge(run: RunInfo, evaluated: EvaluationRecord) -> dict[str, Any]:
     )
 
 
-def _promote(store: Store, run: RunInfo, metrics: dict[str, Any], evaluated: EvaluationRecord) -> dict[str, Any]:
+def promote(store: Store, run: RunInfo, metrics: dict[str, Any], evaluated: EvaluationRecord) -> dict[str, Any]:
     """Store the verdict, then move the pointer only if the champion is still the one this run was judged against."""
     verdict = _judge(run, evaluated)
     put_verified(store, {version_key(run.version, "verdict.json"): to_json_bytes(verdict)})
@@ -147,7 +147,7 @@ def publish(
         **{version_key(run.version, name): png for name, png in report.charts.items()},
     }
     put_verified(store, files)
-    verdict = _promote(store, run, metrics, evaluated)
+    verdict = promote(store, run, metrics, evaluated)
     if verdict != provisional:  # the report is headed by the verdict that was actually reached
         report = render_report(metrics, verdict, *arrays, **_champion_arrays(store, evaluated))
         put_verified(store, {version_key(run.version, "report.html"): report.html.encode()})

@@ -1,0 +1,82 @@
+"""Registry operations on both backends: versions, rollback refusals and success, retention."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasks.publish import CHAMPION_KEY, REQUIRED_FILES, move_champion, read_champion, read_history, version_key
+from tasks.registry import RegistryError, apply_retention, list_versions, retention_plan, rollback
+from tasks.store import Store, open_store
+
+
+def publish_fake_version(store: Store, version: str, accuracy: float = 0.99, complete: bool = True) -> None:
+    for name in REQUIRED_FILES if complete else REQUIRED_FILES[:1]:
+        body = json.dumps({"accuracy": accuracy, "data": {"manifest_sha256": "d-" + version}}).encode()
+        store.put(version_key(version, name), body)
+
+
+def promote_fake(store: Store, version: str) -> None:
+    _, etag = read_champion(store)
+    current, _ = read_champion(store)
+    pointer = {"version": version, "accuracy": 0.99, "promoted_at": "t", "reason": "test", "run_id": "r"}
+    move_champion(store, pointer, etag, "promote", current["version"] if current else None)
+
+
+def test_rollback_moves_the_pointer_and_records_history(store_uri: str) -> None:
+    store = open_store(store_uri)
+    for version in ("v1", "v2"):
+        publish_fake_version(store, version)
+        promote_fake(store, version)
+    pointer = rollback(store, "v1", "v2 misreads sevens", "run-9", "2026-11-24T03:00:00Z")
+    assert pointer["version"] == "v1" and pointer["reason"] == "rollback: v2 misreads sevens"
+    assert json.loads(store.get(CHAMPION_KEY))["version"] == "v1"
+    history = read_history(store)
+    assert [(h["action"], h["from"], h["to"]) for h in history] == [
+        ("promote", None, "v1"),
+        ("promote", "v1", "v2"),
+        ("rollback", "v2", "v1"),
+    ]
+    assert history[-1]["reason"] == "rollback: v2 misreads sevens" and history[-1]["run_id"] == "run-9"
+    assert store.get("reports/latest.html") == store.get(version_key("v1", "report.html"))
+
+
+@pytest.mark.parametrize(
+    ("target", "reason", "message"),
+    [
+        ("v404", "why", "unknown version 'v404'"),
+        ("broken", "why", "incomplete (missing"),
+        ("v2", "why", "already the champion"),
+        ("v1", "  ", "needs --reason"),
+    ],
+)
+def test_rollback_refusals_change_nothing(store_uri: str, target: str, reason: str, message: str) -> None:
+    store = open_store(store_uri)
+    for version in ("v1", "v2"):
+        publish_fake_version(store, version)
+        promote_fake(store, version)
+    publish_fake_version(store, "broken", complete=False)
+    before = store.get(CHAMPION_KEY)
+    with pytest.raises(RegistryError, match=message.replace("(", r"\(")):
+        rollback(store, target, reason, "run", "t")
+    assert store.get(CHAMPION_KEY) == before and len(read_history(store)) == 2
+
+
+def test_retention_keeps_newest_and_former_champions_and_dry_run_deletes_nothing(store_uri: str) -> None:
+    store = open_store(store_uri)
+    versions = [f"2026112{i}T000000000Z-run" for i in range(7)]
+    for version in versions:
+        publish_fake_version(store, version)
+    promote_fake(store, versions[1])
+    promote_fake(store, versions[3])
+    plan = retention_plan(store, keep_last=2)
+    assert plan.keep == (versions[1], versions[3], versions[5], versions[6])
+    assert plan.delete == (versions[0], versions[2], versions[4])
+    assert plan.reasons[versions[3]] == "current champion" and plan.reasons[versions[1]] == "was champion"
+    assert list_versions(store) == versions  # planning alone deletes nothing
+    deleted = apply_retention(store, plan)
+    assert deleted == 3 * len(REQUIRED_FILES)
+    assert list_versions(store) == [versions[1], versions[3], versions[5], versions[6]]
+    with pytest.raises(RegistryError):
+        retention_plan(store, keep_last=0)
