@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from flows.retrain import retrain
+from flows.rollback import RollbackConfig, rollback
 from tasks.config import RunConfig
 from tasks.publish import PublishResult
 from tasks.sample import digits_to_csv
@@ -65,7 +66,7 @@ def land_real_slice(store_uri: str, mnist: dict[str, np.ndarray]) -> None:
 def test_retrain_flow_publishes_the_contract_layout(store_uri: str, mnist: dict[str, np.ndarray]) -> None:
     land_real_slice(store_uri, mnist)
 
-    result = retrain(RunConfig(store=store_uri, seed=3))
+    result = retrain(RunConfig(store=store_uri, seed=3, gate_floor=0.9))  # 1,800 digits: the floor is for real data
 
     assert isinstance(result, PublishResult) and result.promoted
     version = result.version
@@ -89,6 +90,8 @@ def test_retrain_flow_publishes_the_contract_layout(store_uri: str, mnist: dict[
     for chart in ("training_curves.png", "confusion_matrix.png"):
         assert read_object(store_uri, f"models/{version}/{chart}").startswith(b"\x89PNG")
     assert len(read_object(store_uri, f"models/{version}/model.keras")) > 10_000
+    assert read_object(store_uri, f"models/{version}/model.tflite")[4:8] == b"TFL3"
+    assert len(read_object(store_uri, f"models/{version}/saved_model/saved_model.pb")) > 1000
     assert version in read_object(store_uri, "reports/index.html").decode()
     reason = json.loads(read_object(store_uri, "quarantine/batch-3/broken.csv.reason.json"))
     assert reason["source"] == "incoming/batch-3/broken.csv" and reason["reason"]
@@ -108,6 +111,22 @@ def test_retrain_flow_publishes_the_contract_layout(store_uri: str, mnist: dict[
     assert [(h["from"], h["to"]) for h in history] == [(None, version), (version, forced.version)]
     index = read_object(store_uri, "reports/index.html").decode()
     assert index.index(forced.version) < index.index(version)  # newest first
+    forced_metrics = json.loads(read_object(store_uri, f"models/{forced.version}/metrics.json"))
+    assert forced_metrics["champion"]["version"] == version  # both judged on the same holdout in the same run
+    gate = json.loads(read_object(store_uri, f"models/{forced.version}/verdict.json"))["gate"]
+    assert {r["name"] for r in gate["rules"]} == {"floor", "no-regression", "per-class-recall", "mcnemar", "robustness"}
+
+    pointer = rollback(RollbackConfig(to=version, reason="forced model was a drill", store=store_uri))
+    assert pointer["version"] == version
+    history = [json.loads(line) for line in read_object(store_uri, "models/history.jsonl").decode().splitlines()]
+    assert (history[-1]["action"], history[-1]["from"], history[-1]["to"]) == ("rollback", forced.version, version)
+    refused = rollback(RollbackConfig(to="no-such-version", reason="x", store=store_uri), return_state=True)
+    assert refused.is_failed() and "unknown version 'no-such-version'" in (refused.message or "")
+
+    warm = retrain(RunConfig(store=store_uri, epochs=1, force=True, warm_start=True))
+    assert isinstance(warm, PublishResult)
+    warm_config = json.loads(read_object(store_uri, f"models/{warm.version}/metrics.json"))["config"]
+    assert warm_config["warm_start"] == {"requested": True, "from": version, "note": "weights loaded"}
 
 
 def test_a_run_with_nothing_valid_fails_with_a_clear_reason(tmp_path: Path) -> None:

@@ -80,3 +80,46 @@ def test_retention_keeps_newest_and_former_champions_and_dry_run_deletes_nothing
     assert list_versions(store) == [versions[1], versions[3], versions[5], versions[6]]
     with pytest.raises(RegistryError):
         retention_plan(store, keep_last=0)
+
+
+def test_two_publishes_racing_for_the_pointer_exactly_one_wins(store_uri: str) -> None:
+    import threading
+
+    from tasks.assess import EvaluationRecord
+    from tasks.config import RunConfig
+    from tasks.gate import ModelEvidence
+    from tasks.release import RunInfo, promote
+
+    store = open_store(store_uri)
+    publish_fake_version(store, "v1")
+    promote_fake(store, "v1")
+    pointer, etag = read_champion(store)
+    robust = {"clean": 0.99, "shift": 0.95, "noise": 0.98}
+    champion = ModelEvidence("v1", 0.99, (0.99,) * 10, robust)
+    verdicts: dict[str, dict] = {}
+
+    def contender(version: str) -> None:
+        publish_fake_version(store, version)
+        evaluated = EvaluationRecord(
+            metrics={}, predictions_key="", n_holdout=100, holdout_source="supplied", leaked_dropped=0,
+            challenger=ModelEvidence(version, 0.995, (0.995,) * 10, robust), champion=champion,
+            champion_metrics=None, champion_predictions_key=None, paired=None,
+            champion_pointer=pointer, champion_etag=etag,
+        )  # fmt: skip
+        run = RunInfo(f"run-{version}", version, "2026-11-24T03:00:00Z", RunConfig().model_dump())
+        metrics = {"accuracy": 0.995, "data": {"manifest_sha256": "d"}}
+        verdicts[version] = promote(open_store(store_uri), run, metrics, evaluated)
+
+    threads = [threading.Thread(target=contender, args=(v,)) for v in ("v2a", "v2b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    winners = [v for v, verdict in verdicts.items() if verdict["promoted"]]
+    assert len(winners) == 1
+    loser = next(v for v in verdicts if v not in winners)
+    assert "champion changed to" in verdicts[loser]["reasons"][0]
+    assert json.loads(store.get(version_key(loser, "verdict.json")))["promoted"] is False
+    assert read_champion(store)[0]["version"] == winners[0]
+    assert [(h["from"], h["to"]) for h in read_history(store)] == [(None, "v1"), ("v1", winners[0])]
