@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import S3Endpoint
@@ -34,7 +35,20 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: st
     assert len(errors) == 1 and fragment in errors[0], result.stderr[-2000:]
 
 
-def test_quickstart_on_the_shipped_sample_runs_once_then_skips(tmp_path: Path) -> None:
+def draw_pngs(folder: Path, images: np.ndarray) -> list[Path]:
+    """Real digits as people would send them: large, dark ink on white paper, PNG and JPEG."""
+    from PIL import Image
+
+    paths = []
+    for i, image in enumerate(images):
+        picture = Image.fromarray(255 - image).resize((140, 140), Image.Resampling.BICUBIC)
+        path = folder / (f"digit {i}.png" if i % 2 else f"digit-{i}.jpg")
+        picture.convert("RGB").save(path)
+        paths.append(path)
+    return paths
+
+
+def test_quickstart_on_the_shipped_sample_runs_once_then_skips(tmp_path: Path, mnist: dict) -> None:
     """`make run` runs exactly `mnist-pipeline run --sample` on the embedded default store (here MNIST_STORE)."""
     store = tmp_path / "store"
 
@@ -66,6 +80,25 @@ def test_quickstart_on_the_shipped_sample_runs_once_then_skips(tmp_path: Path) -
     assert out.read_bytes() == (store / "models" / champion["version"] / "report.html").read_bytes()
     url = run_cli(["report", "--store", str(store), "--url"], tmp_path)
     assert url.returncode == 0 and url.stdout.strip().startswith("file://")
+
+    images, labels = mnist["x_test"][:20], mnist["y_test"][:20]
+    pictures = draw_pngs(tmp_path, images)
+    rows = tmp_path / "rows.csv"
+    rows.write_text("\n".join(",".join(map(str, image.ravel())) for image in images[:5]) + "\n")
+    predicted = run_cli(["predict", "--store", str(store), *map(str, pictures), str(rows)], tmp_path)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    lines = [line.split("\t") for line in predicted.stdout.strip().splitlines()]
+    assert [name for name, _, _ in lines] == [*map(str, pictures), *(f"{rows}:row {i}" for i in range(1, 6))]
+    assert all(0.0 <= float(confidence) <= 1.0 for _, _, confidence in lines)
+    drawn_right = sum(int(label) == truth for (_, label, _), truth in zip(lines[:20], labels, strict=True))
+    assert drawn_right >= 17, lines
+    csv_right = sum(int(label) == truth for (_, label, _), truth in zip(lines[20:], labels[:5], strict=True))
+    assert csv_right >= 4
+
+    unknown = run_cli(["rollback", "--to", "nope", "--reason", "test", "--store", str(store)], tmp_path)
+    assert_one_line_error(unknown, "unknown version 'nope'")
+    bad_file = run_cli(["predict", "--store", str(store), str(tmp_path / "fetched.html")], tmp_path)
+    assert bad_file.returncode != 0 and "unsupported file type .html" in bad_file.stderr
 
 
 @pytest.mark.parametrize(
