@@ -55,6 +55,39 @@ def land_slice(store: Path, n_train: int, n_test: int) -> None:
         )
 
 
+def inference_figures(version_folder: Path, images: np.ndarray) -> dict[str, float]:
+    """Batched images/s of Keras predict and of the TFLite export over `images`, and single-image latency."""
+    import keras
+
+    from tasks.exports import tflite_predict
+    from tasks.model import predict_probabilities
+
+    model = keras.saving.load_model(version_folder / "model.keras", safe_mode=True)
+    tflite = (version_folder / "model.tflite").read_bytes()
+    predict_probabilities(model, images[:1024])  # warm up: graph tracing is not inference
+    tflite_predict(tflite, images[:1024])
+
+    def rate(fn: object) -> float:
+        started = time.perf_counter()
+        fn()  # type: ignore[operator]
+        return len(images) / (time.perf_counter() - started)
+
+    def latency_ms(fn: object) -> float:
+        samples = []
+        for i in range(50):
+            started = time.perf_counter()
+            fn(images[i : i + 1])  # type: ignore[operator]
+            samples.append(time.perf_counter() - started)
+        return float(np.median(samples) * 1000)
+
+    return {
+        "keras_images_per_second": round(rate(lambda: predict_probabilities(model, images)), 0),
+        "tflite_images_per_second": round(rate(lambda: tflite_predict(tflite, images)), 0),
+        "keras_single_image_ms": round(latency_ms(lambda x: model(x, training=False)), 2),
+        "tflite_single_image_ms": round(latency_ms(lambda x: tflite_predict(tflite, x)), 2),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="fast", choices=["fast", "nightly"])
@@ -79,7 +112,10 @@ def main() -> int:
         started = time.perf_counter()
         result = retrain(config)
         flow_seconds = time.perf_counter() - started
-        metrics = json.loads((store / "models" / result.version / "metrics.json").read_text())  # type: ignore[union-attr]
+        version_folder = store / "models" / result.version  # type: ignore[union-attr]
+        metrics = json.loads((version_folder / "metrics.json").read_text())
+        with np.load(SHARED / "mnist.npz", allow_pickle=False) as data:
+            inference = inference_figures(version_folder, data["x_test"])
     fit = metrics["train_seconds"]
     record = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -97,6 +133,7 @@ def main() -> int:
         "flow_overhead_seconds": round(flow_seconds - fit, 2),
         "images_per_second": round(metrics["n_train"] * len(metrics["history"].get("loss", [])) / fit, 1),
         "timings": metrics["timings"],
+        "inference": inference,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), **metrics["versions"]},
     }
@@ -111,6 +148,7 @@ def main() -> int:
     row += [record["images_per_second"], record["peak_rss_mb"]]
     print(f"{args.profile:<10}{record['mode']:<7}{row[0]:>9.4f}{row[1]:>8.1f}{row[2]:>8.1f}{row[3]:>11.1f}", end="")
     print(f"{row[4]:>9.0f}{row[5]:>8.0f}")
+    print("inference over the official 10k: " + ", ".join(f"{k} {v}" for k, v in inference.items()))
     return 0
 
 

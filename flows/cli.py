@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--keep", type=int, default=10, help="how many of the newest versions to keep (default: 10)")
     prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     prune.add_argument("--store", help="store URI (default: $MNIST_STORE, else data/store)")
+    watch = commands.add_parser("watch", help="one poll of incoming/: announce complete new files to Prefect")
+    watch.add_argument("--store", help="store URI (default: $MNIST_STORE, else data/store)")
+    serve = commands.add_parser("serve", help="serve the deployments (nightly retrain, watcher, rollback)")
+    serve.add_argument("--store", help="store URI for the served flows (default: $MNIST_STORE, else data/store)")
+    serve.add_argument("--timezone", help="IANA time zone of the nightly 02:00 run (default: prefect.yaml's)")
     return parser
 
 
@@ -218,6 +223,49 @@ def command_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_prefect_api(command: str) -> str:
+    """The configured Prefect API; `watch` and `serve` talk to a running server, not a temporary one."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        raise PipelineFailure(
+            f"{command} needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api; "
+            "`make serve` starts one)"
+        )
+    return str(url)
+
+
+def command_watch(args: argparse.Namespace) -> int:
+    from tasks.pipeline import check_store
+
+    _require_prefect_api("watch")
+    store_uri = resolve_store_uri(args.store)
+    check_store(store_uri)
+    from flows.watch import watch_incoming
+
+    state = watch_incoming(store_uri, return_state=True)
+    if not state.is_completed():
+        outcome = state.result(raise_on_failure=False)
+        raise PipelineFailure(str(outcome) if isinstance(outcome, BaseException) else (state.message or state.name))
+    print(state.result()["message"])
+    return 0
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from tasks.pipeline import check_store
+
+    api = _require_prefect_api("serve")
+    store_uri = resolve_store_uri(args.store)
+    check_store(store_uri)
+    os.environ["MNIST_STORE"] = store_uri  # the served flow runs are subprocesses: they inherit it
+    from deployments.serve import serve
+
+    print(f"serving retrain, watch-incoming and rollback against {api} on store {store_uri}", flush=True)
+    serve(args.timezone)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     # quiet TensorFlow's C++ start-up chatter unless the user asked for it
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -226,7 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     from tasks.registry import RegistryError
     from tasks.store import StoreError
 
-    commands = {"report": command_report, "predict": command_predict, "rollback": command_rollback}
+    commands = {
+        "report": command_report,
+        "predict": command_predict,
+        "rollback": command_rollback,
+        "watch": command_watch,
+        "serve": command_serve,
+    }
     try:
         if args.command == "run":
             return command_run({k: v for k, v in vars(args).items() if k != "command"})

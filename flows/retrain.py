@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger, runtime
 from prefect.states import Failed, State
 
-from flows import steps
+from flows import artifacts, steps
 from tasks.config import RunConfig, resolve_store_uri
 from tasks.dataset import unusable_reason
 from tasks.lineage import version_name
@@ -43,10 +43,13 @@ def retrain(config: RunConfig | None = None) -> PublishResult | str | State:
         return Failed(message=reason)
     if not config.force and (skip := no_new_data(store, spec.digest)):
         get_run_logger().info(skip)
+        artifacts.note(skip)
         return skip
     with timed(timings, "train"):  # called directly: TensorFlow misbehaves in Prefect's thread pool
         trained = steps.train(store, spec, run.version, config.profile, config.epochs, config.seed, config.warm_start)
     with timed(timings, "evaluate"):
         evaluated = steps.evaluate(store, spec, trained, config.seed)
     with timed(timings, "publish"):
-        return steps.publish(store, run, spec, summary, trained, evaluated, timings)
+        result = steps.publish(store, run, spec, summary, trained, evaluated, timings)
+    artifacts.publish_artifacts(store, result, summary)  # summary, per-class table, report link
+    return result

@@ -12,10 +12,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
+from flows import artifacts
 from tasks import assess, pipeline, release
 from tasks.dataset import DatasetSpec
 from tasks.ingest import IngestSummary
-from tasks.model import epoch_logger, get_profile
+from tasks.model import epoch_logger
 from tasks.publish import PublishResult
 from tasks.store import is_transient_store_error
 
@@ -67,8 +68,9 @@ def plan_dataset(store_uri: str) -> DatasetSpec:
 def train(
     store_uri: str, spec: DatasetSpec, version: str, profile: str, epochs: int | None, seed: int, warm_start: bool
 ) -> pipeline.TrainRecord:
-    progress = epoch_logger(_log, epochs or get_profile(profile).epochs)
-    return pipeline.train(store_uri, spec, version, profile, epochs, seed, [progress], warm_start, _log)
+    progress = epoch_logger(_log)
+    callbacks = [progress, artifacts.epoch_progress()]  # the log line and the run's progress artifact
+    return pipeline.train(store_uri, spec, version, profile, epochs, seed, callbacks, warm_start, _log)
 
 
 @task(name="evaluate", **STORE_IO)  # type: ignore[call-overload]

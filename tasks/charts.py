@@ -121,6 +121,7 @@ def heatmap_png(
     *,
     annotations: np.ndarray | None = None,
     limit: float | None = None,
+    colourbar_label: str | None = None,
 ) -> bytes:
     """An annotated true-by-predicted heatmap, sized to stay legible when a phone scales it down.
 
@@ -131,6 +132,7 @@ def heatmap_png(
         cmap: Matplotlib colour map name.
         annotations: Optional matrix of strings written in the cells instead of ``data``.
         limit: For diverging maps: colours span ``-limit`` to ``+limit``, so zero is the middle colour.
+        colourbar_label: Optional label of the colour bar.
     """
     # seaborn imports pyplot; importing it here keeps that cost and state out of module import.
     import seaborn as sns
@@ -148,7 +150,7 @@ def heatmap_png(
         vmax=limit,
         square=True,
         cbar=True,
-        cbar_kws={"shrink": 0.8},
+        cbar_kws={"shrink": 0.8, "label": colourbar_label or ""},
         xticklabels=labels,
         yticklabels=labels,
         annot_kws={"fontsize": 8},
@@ -160,7 +162,7 @@ def heatmap_png(
     ax.set_title(title, fontsize=12)
     ax.tick_params(axis="both", labelsize=10)
     ax.tick_params(axis="y", rotation=0)
-    fig.subplots_adjust(left=0.1, right=0.99, bottom=0.11, top=0.93)
+    fig.subplots_adjust(left=0.1, right=0.96, bottom=0.11, top=0.93)
     return to_png(fig)
 
 

@@ -36,7 +36,13 @@ def confusion_difference_png(difference: Sequence[Sequence[int]]) -> bytes:
     text = np.array([[f"{value:+d}" if value else "" for value in row] for row in diff.tolist()], dtype=object)
     limit = float(max(1, int(np.abs(diff).max())))
     return heatmap_png(
-        improvement, "Challenger minus champion (green: better)", "d", "RdYlGn", annotations=text, limit=limit
+        improvement,
+        "Challenger minus champion",
+        "d",
+        "RdYlGn",
+        annotations=text,
+        limit=limit,
+        colourbar_label="worse ←  → better",
     )
 
 
@@ -81,9 +87,9 @@ def reliability_png(calibration: Mapping[str, Any], champion: Mapping[str, Any] 
     top.set_xlim(0, 1)
     top.set_ylim(0, 1.02)
     top.set_ylabel("accuracy", fontsize=11)
-    top.set_title(title, fontsize=12)
-    # A good model has almost every digit in the top bins, so the middle left is where nothing is drawn.
-    top.legend(fontsize=9, loc="center left")
+    # Legend in its own rows above the axes: sparse low-confidence bins can sit anywhere inside them.
+    top.set_title(title, fontsize=12, pad=40)
+    top.legend(fontsize=9, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=2, frameon=False)
     top.grid(alpha=0.3)
     bottom.bar(lower, np.maximum(counts, 0), width=widths, align="edge", color=MUTED_COLOUR, edgecolor="white")
     # Nearly every digit of a good model sits in the top bin; a log scale keeps the others visible.
@@ -91,7 +97,7 @@ def reliability_png(calibration: Mapping[str, Any], champion: Mapping[str, Any] 
         bottom.set_yscale("log")
     bottom.set_xlabel("confidence (top-class probability)", fontsize=11)
     bottom.set_ylabel("digits", fontsize=11)
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.93, hspace=0.08)
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.83, hspace=0.08)
     return to_png(fig)
 
 

@@ -37,18 +37,19 @@ class TrainProfile:
 
 
 PROFILES: dict[str, TrainProfile] = {
-    # a narrow CNN with a one-cycle schedule: ~99% on the full 60k within a few epochs on 2 CPU cores
+    # a narrow CNN with a one-cycle schedule: ~99% on the full 60k within a few epochs on 2 CPU cores;
+    # dropout, label smoothing and a small dense head keep it above 98% on the 4,000-digit sample too
     "fast": TrainProfile(
         widths=(16, 32, 64),
         convs_per_stage=1,
-        dense_units=0,
-        dropout=0.1,
+        dense_units=128,
+        dropout=0.3,
         epochs=6,
         min_steps=600,
         batch_size=256,
         peak_learning_rate=3e-3,
         warmup_fraction=0.2,
-        label_smoothing=0.0,
+        label_smoothing=0.1,
         shift_pixels=0,
     ),
     # wider, longer, with ±2-pixel shifts: the nightly model has the night to train
@@ -221,12 +222,13 @@ def profile_config(name: str) -> dict[str, Any]:
     return {"profile": name, **asdict(get_profile(name))}
 
 
-def epoch_logger(log: Any, total_epochs: int) -> Any:
+def epoch_logger(log: Any) -> Any:
     """A Keras callback that reports each finished epoch's figures through `log`."""
     import keras
 
-    def report(epoch: int, logs: dict[str, float] | None = None) -> None:
-        figures = ", ".join(f"{name} {value:.4f}" for name, value in (logs or {}).items() if name != "learning_rate")
-        log(f"epoch {epoch + 1}/{total_epochs}: {figures}")
+    class EpochLogger(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            figures = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
+            log(f"epoch {epoch + 1}/{self.params.get('epochs', '?')}: {figures}")
 
-    return keras.callbacks.LambdaCallback(on_epoch_end=report)
+    return EpochLogger()

@@ -141,6 +141,7 @@ def publish(
     holdout = load_dataset(store, spec)
     arrays = (holdout.x_holdout, holdout.y_holdout, load_predictions(store, evaluated.predictions_key))
     report = render_report(metrics, provisional, *arrays, **_champion_arrays(store, evaluated))
+    metrics["charts"] = report.figures  # the numbers behind every chart, beside the charts themselves
     files = {
         version_key(run.version, "metrics.json"): to_json_bytes(metrics),
         version_key(run.version, "report.html"): report.html.encode(),

@@ -100,6 +100,17 @@ def _robustness_view(robustness: dict[str, Any]) -> list[tuple[str, str, str, st
     return table
 
 
+def _mean_confidence(calibration: dict[str, Any]) -> dict[str, str]:
+    """Average confidence against accuracy over all digits: the plainest sign of over- or under-confidence."""
+    bins = [b for b in views.records(calibration.get("bins")) if b.get("count")]
+    total = sum(int(b["count"]) for b in bins)
+    if not total:
+        return {"mean_confidence": views.DASH, "mean_accuracy": views.DASH}
+    mean = {key: sum(int(b["count"]) * (views.number(b.get(key)) or 0.0) for b in bins) / total
+            for key in ("confidence", "accuracy")}  # fmt: skip
+    return {"mean_confidence": views.pct(mean["confidence"]), "mean_accuracy": views.pct(mean["accuracy"])}
+
+
 def _epochs(history: dict[str, Any], best_epoch: int | None) -> list[dict[str, Any]]:
     """One row per epoch: train and validation accuracy and loss, the kept epoch flagged."""
     series = {key: list(history.get(key) or []) for key in HISTORY_KEYS}
@@ -212,7 +223,7 @@ def render_report(
         "epochs": _epochs(history, best_epoch),
         "calibration": {
             "ece": views.pct(calibration.get("ece")),
-            "mce": views.pct(calibration.get("mce")),
+            **_mean_confidence(calibration),
             "champion_ece": None if champion_calibration is None else views.pct(champion_calibration["ece"]),
         },
         "robustness": _robustness_view(robustness),

@@ -227,6 +227,7 @@ def data_view(metrics: dict[str, Any], n_holdout: int) -> dict[str, Any]:
         ],
         "totals_all": tuple(f"{sum(t[f] for t in totals.values()):,}" for f in ("files", "accepted", "rejected")),
         "drift": [_drift_row(item) for item in inputs if isinstance(item.get("checks"), dict)],
+        "all_keys": [text(key) for key in mapping(metrics.get("data")).get("input_keys") or []],
         "chi2_alert": f"{CHI2_ALERT:g}",
         "psi_alert": f"{PSI_ALERT:g}",
     }

@@ -307,8 +307,9 @@ def test_hostile_strings_are_escaped(rich: RenderedReport) -> None:
     assert HOSTILE_KEY not in html and "<img src=x" not in html
     escaped_key = "&lt;script&gt;alert(1)&lt;/script&gt;.csv"
     data = _section(html, "data")
-    # the quarantined file's name, its reason and a drift warning naming it all show as text
-    assert data.count(escaped_key) == 3
+    # the quarantined file's name (in the table and the list of input keys), its reason and a drift
+    # warning naming it all show as text
+    assert data.count(escaped_key) == 4
     assert 'class="refused">quarantined' in data
     assert "&lt;img src=x onerror=alert(2)&gt;" in _section(html, "lineage")
     assert "&#34;&gt;&lt;img src=x onerror=alert(2)&gt;" in _section(html, "verdict")
