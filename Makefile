@@ -8,13 +8,14 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 RUN := $(UV) run --frozen
 ARGS ?=
 
-.PHONY: run test lint unit bench bench-quick env clean-store help
+.PHONY: run test lint unit bench bench-quick env clean-store help serve
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run    - build the environment and run the retrain flow once on the embedded default store"
 	@echo "make test   - linters (ruff, mypy) and the whole test suite"
 	@echo "make bench  - full benchmark on ../shared/data/mnist (not part of make test)"
+	@echo "make serve  - a local Prefect server (SQLite) and the deployments served from this machine; prints the UI address"
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -45,6 +46,11 @@ bench: env
 
 bench-quick: env
 	$(RUN) python bench/train_bench.py --quick $(ARGS)
+
+# a local Prefect server with its embedded SQLite database, then `mnist-pipeline serve` against it (Ctrl-C stops both)
+PREFECT_PORT ?= 4200
+serve: env
+	$(RUN) python -m deployments.local --port $(PREFECT_PORT) $(ARGS)
 
 clean-store:
 	rm -rf data/store
