@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -121,13 +122,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make serve: error: {error}", file=sys.stderr)
         return 1
     print(f"Prefect UI: {server.ui_url}  (API: {server.api_url}); Ctrl-C stops the server and the deployments")
-    serve = [sys.executable, "-m", "flows.cli", "serve", *(["--store", args.store] if args.store else [])]
+    command = [sys.executable, "-m", "flows.cli", "serve", *(["--store", args.store] if args.store else [])]
+    signal.signal(signal.SIGTERM, _interrupted)  # a supervisor's stop ends both processes like Ctrl-C does
+    serve = subprocess.Popen(command, env={**server.env, "PREFECT_API_URL": server.api_url})
     try:
-        return subprocess.run(serve, env={**server.env, "PREFECT_API_URL": server.api_url}, check=False).returncode
+        return serve.wait()
     except KeyboardInterrupt:
         return 130
     finally:
+        stop_process(serve)  # the served deployments pause their schedules while the API is still up
         server.stop()
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -45,6 +45,16 @@ class Stack:
     worker_log: Path
     database: str
 
+    server_log: Path
+
+    def logs(self) -> str:
+        """The tails of the worker's and the server's logs, for failure messages."""
+        tails = [
+            f"--- {path.name} ---\n{path.read_text(errors='replace')[-3000:]}"
+            for path in (self.worker_log, self.server_log)
+        ]
+        return "\n".join(tails)
+
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", *args]
         return subprocess.run(command, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
@@ -116,21 +126,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: S3Endpoint) -> 
     server_env = {
         **env,
         "PREFECT_API_DATABASE_CONNECTION_URL": database_url,
-        # no 02:00 and no every-minute watcher in a test: the test stands in for the scheduler, visibly
-        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
-        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
+        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",  # a queued run retries sooner
     }
     server = PrefectServer(port, tmp / "server.log", env=server_env)
     worker = None
     try:
         server.start()
-        stack = Stack(api_url, env, store_uri, s3_endpoint, tmp / "worker.log", database)
+        stack = Stack(api_url, env, store_uri, s3_endpoint, tmp / "worker.log", database, server.log_path)
         for command in (
             ["prefect", "work-pool", "create", POOL, "--type", "process"],
             ["prefect", "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
         ):
             done = stack.cli(*command, timeout=180)
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        with temporary_settings({PREFECT_API_URL: api_url}), client() as api:
+            # the test polls by hand: the every-minute watcher schedule is switched off before a worker exists
+            watcher = api.read_deployment_by_name("watch-incoming/watch-incoming")
+            for schedule in watcher.schedules:
+                api.update_deployment_schedule(watcher.id, schedule.id, active=False)
+            for run in runs_of("watch-incoming/watch-incoming", scheduled=True):
+                api.delete_flow_run(run.id)
+            # what an operator edits in the UI: the defaults of the retrain runs (small and quick here)
+            retrain = api.read_deployment_by_name("retrain/retrain")
+            api.update_deployment(retrain.id, DeploymentUpdate(parameters={"config": SMALL_RUNS}))
         with open(stack.worker_log, "wb") as log:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type", "process"],
@@ -140,9 +158,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: S3Endpoint) -> 
                 stderr=subprocess.STDOUT,
             )
         with temporary_settings({PREFECT_API_URL: api_url}):
-            with client() as api:  # what an operator edits in the UI: the defaults of the retrain runs
-                retrain = api.read_deployment_by_name("retrain/retrain")
-                api.update_deployment(retrain.id, DeploymentUpdate(parameters={"config": SMALL_RUNS}))
             yield stack
     finally:
         if worker is not None:
@@ -163,12 +178,13 @@ def deployment_id(name: str) -> Any:
         return api.read_deployment_by_name(name).id
 
 
-def runs_of(name: str, since: datetime | None = None) -> list[Any]:
+def runs_of(name: str, since: datetime | None = None, scheduled: bool = False) -> list[Any]:
+    """The runs of deployment `name`: those the scheduler made ahead of time, or (default) all the others."""
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
     with client() as api:
         runs = api.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id(name)])))
-    return [run for run in runs if since is None or run.created >= since]
+    return [r for r in runs if r.auto_scheduled == scheduled and (since is None or r.created >= since)]
 
 
 def wait_for_runs(stack: Stack, name: str, count: int, since: datetime, timeout: float = RUN_TIMEOUT) -> list[Any]:
@@ -182,7 +198,7 @@ def wait_for_runs(stack: Stack, name: str, count: int, since: datetime, timeout:
         return list(wait_until(finished, timeout, f"{count} final run(s) of {name}", interval=1.0))
     except TimeoutError as error:
         states = [(r.name, r.state.name, r.state.message) for r in runs_of(name, since)]
-        raise AssertionError(f"{error}: {states}\nworker log:\n{stack.worker_log.read_text()[-4000:]}") from None
+        raise AssertionError(f"{error}: {states}\n{stack.logs()}") from None
 
 
 def arrival_events(since: datetime) -> list[dict[str, Any]]:
@@ -218,6 +234,26 @@ def test_deployments_carry_schedule_trigger_concurrency_and_the_parameter_form(s
     assert form["profile"]["enum"] == ["fast", "nightly"] and form["gate_floor"]["description"]
 
 
+def test_the_scheduler_plans_the_nightly_runs_at_two(stack: Stack) -> None:
+    def planned() -> list[Any]:
+        return runs_of("retrain/retrain", scheduled=True)
+
+    try:
+        nightly = wait_until(planned, 60, "the scheduler's upcoming nightly runs of retrain/retrain")
+    except TimeoutError as error:
+        hint = ""
+        if "bulk_dml" in stack.server_log.read_text():
+            import sqlalchemy
+
+            hint = (
+                f"\nPrefect's scheduler cannot insert runs with SQLAlchemy {sqlalchemy.__version__} "
+                "('Can't evaluate bulk DML statement'): pin sqlalchemy<2.1 in pyproject.toml"
+            )
+        raise AssertionError(f"{error}: no schedule would ever run{hint}\n{stack.logs()}") from None
+    assert {(r.expected_start_time.hour, r.expected_start_time.minute) for r in nightly} == {(2, 0)}
+    assert runs_of("watch-incoming/watch-incoming", scheduled=True) == []  # switched off for this test
+
+
 def test_an_arrival_triggers_exactly_one_training_and_a_second_poll_emits_nothing(stack: Stack) -> None:
     since = datetime.now(UTC)
     stack.put("incoming/batch-a/digits.csv", _digits(0, 300))
@@ -227,10 +263,10 @@ def test_an_arrival_triggers_exactly_one_training_and_a_second_poll_emits_nothin
     from prefect.deployments import run_deployment
 
     watch = run_deployment("watch-incoming/watch-incoming", timeout=RUN_TIMEOUT)  # the worker's poll
-    assert watch.state.is_completed(), watch.state
+    assert watch.state.is_completed(), f"{watch.state}\n{stack.logs()}"
 
     [run] = wait_for_runs(stack, "retrain/retrain", 1, since)
-    assert run.state.is_completed(), (run.state.message, stack.worker_log.read_text()[-4000:])
+    assert run.state.is_completed(), f"{run.state.message}\n{stack.logs()}"
     champion = stack.get_json("models/champion.json")
     assert champion["run_id"] == str(run.id)
     [event] = arrival_events(since)
@@ -262,7 +298,7 @@ def test_two_arrivals_and_a_nightly_run_at_once_queue_up_without_overlap_or_loss
     runs = wait_for_runs(stack, "retrain/retrain", 3, since)
 
     assert len(arrival_events(since)) == 2 and len(runs) == 3  # no event lost: 2 arrivals + 1 nightly
-    assert all(r.state.is_completed() for r in runs), [(r.state.name, r.state.message) for r in runs]
+    assert all(r.state.is_completed() for r in runs), ([(r.state.name, r.state.message) for r in runs], stack.logs())
     spans = sorted((r.start_time, r.end_time) for r in runs_of("retrain/retrain") if r.start_time)
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, f"two trainings overlapped: {spans}"
