@@ -98,10 +98,11 @@ def main() -> int:
         print(f"bench: {SHARED} is absent: the benchmark needs the real MNIST files from ../shared", file=sys.stderr)
         return 2
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from flows.cli import prepare_environment
     from flows.retrain import retrain
     from tasks.config import RunConfig
 
+    prepare_environment()
     with tempfile.TemporaryDirectory(prefix="mnist-bench-") as folder:
         store = Path(folder) / "store"
         if args.quick:

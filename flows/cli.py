@@ -266,9 +266,17 @@ def command_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def prepare_environment() -> None:
+    """Defaults for a one-machine run, each overridable by the user's own environment."""
     # quiet TensorFlow's C++ start-up chatter unless the user asked for it
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # the ephemeral Prefect API migrates a new SQLite database on first start: Prefect's 20 s is too short on a
+    # busy 2-core laptop
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def main(argv: list[str] | None = None) -> int:
+    prepare_environment()
     args = build_parser().parse_args(argv)
     from tasks.dataset import NoTrainingData
     from tasks.registry import RegistryError
