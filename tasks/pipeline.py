@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tasks.checkpoint import StoreCheckpoints, checkpoint_prefix
 from tasks.dataset import DatasetSpec, dataset_spec, load_dataset
 from tasks.exports import export_model
 from tasks.ingest import INCOMING, IngestSummary, ingest
 from tasks.manifest import load_manifest
-from tasks.model import build_model, get_profile, profile_config, train_model, weights_fit
+from tasks.model import build_model, get_profile, profile_config, weights_fit
 from tasks.publish import read_champion, version_key
 from tasks.sample import sample_files
 from tasks.store import ObjectNotFound, Store, open_store
+from tasks.training import train_model
 
 Log = Callable[[str], None]
 
@@ -124,6 +126,14 @@ def train(
     store = open_store(store_uri)
     dataset = load_dataset(store, spec)
     initial, warm = warm_start_weights(store, profile, log) if warm_start else (None, {"requested": False})
+    identity = {
+        "dataset": spec.digest,
+        **profile_config(profile),
+        "epochs": epochs,
+        "seed": seed,
+        "from": warm.get("from"),
+    }
+    checkpoints = StoreCheckpoints(store, checkpoint_prefix(identity), log)
     outcome = train_model(
         dataset.x_train,
         dataset.y_train,
@@ -132,11 +142,19 @@ def train(
         seed=seed,
         callbacks=callbacks,
         initial_weights=initial,
+        checkpoints=checkpoints,
     )
     model_key = version_key(version, "model.keras")
     save_model(store, model_key, outcome.model)
     export_model(store, version_key(version, ""), outcome.model)
-    config = {**profile_config(profile), "epochs_requested": epochs, "seed": seed, "warm_start": warm}
+    checkpoints.clear()
+    config = {
+        **profile_config(profile),
+        "epochs_requested": epochs,
+        "seed": seed,
+        "warm_start": warm,
+        "resumed_after_epoch": outcome.resumed_after_epoch,
+    }
     return TrainRecord(
         version,
         model_key,

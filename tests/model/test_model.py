@@ -15,10 +15,10 @@ from tasks.model import (
     planned_epochs,
     predict_probabilities,
     split_validation,
-    train_model,
 )
 from tasks.pipeline import load_model, save_model
 from tasks.store import open_store
+from tasks.training import train_model
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
