@@ -39,8 +39,9 @@ def _schedule(spec: dict[str, Any], timezone: str | None) -> Any:
 
     if "cron" in spec:
         zone = timezone if timezone and spec.get("slug") == "nightly" else spec.get("timezone")
-        return Cron(spec["cron"], timezone=zone, slug=spec.get("slug"))
-    return Interval(timedelta(seconds=float(spec["interval"])), slug=spec.get("slug"))
+        return Cron(spec["cron"], timezone=zone, slug=spec.get("slug"), parameters=spec.get("parameters") or {})
+    interval = timedelta(seconds=float(spec["interval"]))
+    return Interval(interval, slug=spec.get("slug"), parameters=spec.get("parameters") or {})
 
 
 def _trigger(spec: dict[str, Any]) -> Any:

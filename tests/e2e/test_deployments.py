@@ -251,6 +251,7 @@ def test_the_scheduler_plans_the_nightly_runs_at_two(stack: Stack) -> None:
             )
         raise AssertionError(f"{error}: no schedule would ever run{hint}\n{stack.logs()}") from None
     assert {(r.expected_start_time.hour, r.expected_start_time.minute) for r in nightly} == {(2, 0)}
+    assert all(r.parameters["config"]["profile"] == "nightly" for r in nightly), [r.parameters for r in nightly]
     assert runs_of("watch-incoming/watch-incoming", scheduled=True) == []  # switched off for this test
 
 
