@@ -14,7 +14,7 @@ from tasks.gate import ModelEvidence, Paired, mcnemar
 from tasks.model import predict_probabilities
 from tasks.pipeline import TrainRecord, load_model
 from tasks.publish import read_champion, version_key
-from tasks.robustness import robustness_accuracies
+from tasks.robustness import predict_with_robustness
 from tasks.store import ObjectNotFound, Store, open_store
 
 
@@ -50,9 +50,10 @@ def load_predictions(store: Store, key: str) -> np.ndarray:
 def _evidence(
     version: str, model: Any, images: np.ndarray, labels: np.ndarray, seed: int
 ) -> tuple[ModelEvidence, np.ndarray, dict[str, Any]]:
-    probabilities = predict_probabilities(model, images)
+    probabilities, robustness = predict_with_robustness(
+        lambda batch: predict_probabilities(model, batch), images, labels, seed
+    )
     metrics = compute_metrics(labels, probabilities)
-    robustness = robustness_accuracies(lambda batch: predict_probabilities(model, batch), images, labels, seed)
     recall = tuple(row["recall"] for row in metrics["per_class"])
     return ModelEvidence(version, metrics["accuracy"], recall, robustness), probabilities, metrics
 

@@ -26,10 +26,12 @@ def noisy(images: np.ndarray, seed: int) -> np.ndarray:
     return np.clip(images.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
 
-def robustness_accuracies(
+def predict_with_robustness(
     predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray, seed: int = 0
-) -> dict[str, float]:
-    """Accuracy on the clean holdout, averaged over the four 2-pixel shifts, and under noise.
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Probabilities on the clean holdout, and accuracy clean, averaged over the four 2-pixel shifts, and under noise.
+
+    Every variant goes through `predict` in one call: one pass of the model's batching instead of six.
 
     Args:
         predict: maps uint8 images (N, 28, 28) to class probabilities (N, 10).
@@ -37,12 +39,19 @@ def robustness_accuracies(
         labels: their true digits.
         seed: seeds the noise, so champion and challenger see the very same noisy images.
     """
-
-    def accuracy(batch: np.ndarray) -> float:
-        return float((predict(batch).argmax(axis=1) == labels).mean())
-
-    return {
-        "clean": accuracy(images),
-        "shift": float(np.mean([accuracy(shifted(images, dy, dx)) for dy, dx in SHIFTS])),
-        "noise": accuracy(noisy(images, seed)),
+    variants = [images, *(shifted(images, dy, dx) for dy, dx in SHIFTS), noisy(images, seed)]
+    probabilities = predict(np.concatenate(variants))
+    correct = (probabilities.argmax(axis=1) == np.tile(labels, len(variants))).reshape(len(variants), len(images))
+    accuracies = {
+        "clean": float(correct[0].mean()),
+        "shift": float(correct[1 : 1 + len(SHIFTS)].mean()),
+        "noise": float(correct[-1].mean()),
     }
+    return probabilities[: len(images)], accuracies
+
+
+def robustness_accuracies(
+    predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray, seed: int = 0
+) -> dict[str, float]:
+    """Accuracy on the clean holdout, averaged over the four 2-pixel shifts, and under noise."""
+    return predict_with_robustness(predict, images, labels, seed)[1]

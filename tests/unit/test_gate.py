@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tasks.gate import GateThresholds, ModelEvidence, Paired, judge, mcnemar, reject_for_race
-from tasks.robustness import noisy, robustness_accuracies, shifted
+from tasks.robustness import SHIFTS, noisy, predict_with_robustness, robustness_accuracies, shifted
 
 RECALL = (0.99,) * 10
 ROBUST = {"clean": 0.990, "shift": 0.950, "noise": 0.980}
@@ -115,3 +115,21 @@ def test_perturbations() -> None:
     assert np.array_equal(noisy(image, 3), noisy(image, 3)) and not np.array_equal(noisy(image, 3), image)
     perfect = robustness_accuracies(lambda batch: np.eye(10)[np.zeros(len(batch), int)], image, np.array([0]))
     assert perfect == {"clean": 1.0, "shift": 1.0, "noise": 1.0}
+
+
+def test_robustness_predicts_every_variant_in_one_call_and_returns_the_clean_probabilities() -> None:
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8), np.arange(7) % 10
+    calls: list[int] = []
+
+    def by_mean_ink(batch: np.ndarray) -> np.ndarray:  # a deterministic stand-in model
+        calls.append(len(batch))
+        return np.eye(10)[(batch.reshape(len(batch), -1).mean(axis=1) > 127).astype(int)]
+
+    probabilities, accuracies = predict_with_robustness(by_mean_ink, images, labels, seed=3)
+    assert calls == [7 * 6]  # clean, four shifts and noise in one pass
+    assert np.array_equal(probabilities, by_mean_ink(images))
+    assert accuracies["clean"] == float((by_mean_ink(images).argmax(1) == labels).mean())
+    expected_shift = np.mean([(by_mean_ink(shifted(images, dy, dx)).argmax(1) == labels).mean() for dy, dx in SHIFTS])
+    assert accuracies["shift"] == pytest.approx(expected_shift)
+    assert accuracies["noise"] == float((by_mean_ink(noisy(images, 3)).argmax(1) == labels).mean())
