@@ -88,3 +88,33 @@ def test_metrics_match_a_hand_computed_case() -> None:
     assert metrics["loss"] > 0
     with pytest.raises(ValueError, match="empty holdout"):
         compute_metrics(np.array([]), np.zeros((0, 10)))
+
+
+def test_training_batches_cover_every_image_once_an_epoch_and_shift_whole_batches() -> None:
+    import dataclasses
+
+    from tasks.training import _training_batches
+
+    n = 300
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, 14, 14] = 255  # one lit pixel shows each image's shift
+    index = np.arange(n, dtype=np.float32)[:, None]  # the "targets" say which image each row is
+    profile = dataclasses.replace(get_profile("nightly"), batch_size=64, shift_pixels=2)
+    epochs = []
+    for _ in range(2):
+        seen, offsets = [], set()
+        for batch, targets in _training_batches(images, index, profile, seed=5):
+            lit = np.argwhere(batch.numpy() == 255)
+            assert len(lit) == len(batch)  # a shift of ±2 never pushes the pixel out
+            assert len({(y, x) for _, y, x in lit}) == 1  # one offset for the whole batch
+            (_, y, x) = lit[0]
+            assert abs(y - 14) <= 2 and abs(x - 14) <= 2
+            offsets.add((int(y), int(x)))
+            seen.extend(int(i) for i in targets.numpy()[:, 0])
+        assert sorted(seen) == list(range(n))  # every image exactly once
+        assert len(offsets) > 1
+        epochs.append(seen)
+    assert epochs[0] != epochs[1]  # a new order every epoch
+    plain = dataclasses.replace(profile, shift_pixels=0)
+    for batch, _ in _training_batches(images, index, plain, seed=5):
+        assert (batch.numpy()[:, 14, 14] == 255).all()
