@@ -11,6 +11,7 @@ import os
 import sys
 import types
 import typing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -208,8 +209,9 @@ def command_rollback(args: argparse.Namespace) -> int:
 
 
 def command_prune(args: argparse.Namespace) -> int:
+    from tasks.checkpoint import abandoned_checkpoints
     from tasks.registry import apply_retention, retention_plan
-    from tasks.store import open_store
+    from tasks.store import delete_folder, open_store
 
     store = open_store(resolve_store_uri(args.store))
     plan = retention_plan(store, args.keep)
@@ -217,9 +219,13 @@ def command_prune(args: argparse.Namespace) -> int:
         print(f"keep\t{version}\t{plan.reasons[version]}")
     for version in plan.delete:
         print(f"{'would delete' if args.dry_run else 'delete'}\t{version}")
+    abandoned = abandoned_checkpoints(store, datetime.now(UTC))
+    for folder, saved_at in abandoned.items():
+        print(f"{'would delete' if args.dry_run else 'delete'}\t{folder}\tabandoned training, last saved {saved_at}")
     if not args.dry_run:
         deleted = apply_retention(store, plan)
-        print(f"deleted {len(plan.delete)} version(s), {deleted} file(s)")
+        deleted += sum(delete_folder(store, folder) for folder in abandoned)
+        print(f"deleted {len(plan.delete)} version(s), {len(abandoned)} abandoned checkpoint(s), {deleted} file(s)")
     return 0
 
 

@@ -15,15 +15,17 @@ import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tasks.store import ObjectNotFound, Store
+from tasks.store import ObjectNotFound, Store, delete_folder
 
 CHECKPOINTS = "checkpoints/"
 STATE_FILE = "state.json"
+ABANDONED_AFTER = timedelta(days=1)  # no training goes a day without finishing an epoch
 
 
 def checkpoint_prefix(identity: dict[str, Any]) -> str:
@@ -101,13 +103,14 @@ class StoreCheckpoints:
             "best": state.best,
             "best_epoch": state.best_epoch,
             "wait": state.wait,
+            "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         self.store.put(self.prefix + STATE_FILE, json.dumps(document).encode(), "application/json")
         self._forget(keep={STATE_FILE, model_key, best_key})
 
     def clear(self) -> None:
         """Remove the checkpoints once the trained model itself is stored."""
-        self._forget(keep=set())
+        delete_folder(self.store, self.prefix)
 
     def _forget(self, keep: set[str]) -> None:
         for info in self.store.list(self.prefix):
@@ -125,3 +128,22 @@ def _weights_from_npz(data: bytes) -> list[np.ndarray]:
     # plain arrays only: a checkpoint is read back without unpickling anything
     with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
         return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+
+def abandoned_checkpoints(store: Store, now: datetime, older_than: timedelta = ABANDONED_AFTER) -> dict[str, str]:
+    """Checkpoint folders no training has written to for `older_than`: {folder: last saved}.
+
+    A killed run whose inputs then changed never resumes; its folder would stay forever. A folder whose
+    `state.json` is missing or unreadable is left alone: it may belong to a training in its first epoch.
+    """
+    abandoned = {}
+    for info in store.list(CHECKPOINTS):
+        if not info.key.endswith("/" + STATE_FILE):
+            continue
+        try:
+            saved_at = datetime.fromisoformat(json.loads(store.get(info.key))["saved_at"])
+        except (ObjectNotFound, KeyError, ValueError, TypeError):
+            continue
+        if now - saved_at > older_than:
+            abandoned[info.key.removesuffix(STATE_FILE)] = saved_at.isoformat()
+    return abandoned

@@ -15,7 +15,7 @@ from tasks.publish import (
     read_history,
     version_key,
 )
-from tasks.store import ObjectNotFound, PreconditionFailed, Store
+from tasks.store import PreconditionFailed, Store, delete_folder
 
 
 class RegistryError(Exception):
@@ -96,10 +96,5 @@ def apply_retention(store: Store, plan: RetentionPlan) -> int:
     for version in plan.delete:
         if current is not None and current["version"] == version:
             continue  # became champion (a rollback) after the plan was made
-        for info in store.list(f"{MODELS}{version}/"):
-            try:
-                store.delete(info.key)
-            except ObjectNotFound:
-                continue
-            deleted += 1
+        deleted += delete_folder(store, f"{MODELS}{version}/")
     return deleted

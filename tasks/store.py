@@ -74,6 +74,18 @@ def is_transient_store_error(exc: BaseException) -> bool:
     return isinstance(exc, StoreUnavailable)
 
 
+def delete_folder(store: Store, prefix: str) -> int:
+    """Delete every object under `prefix` (one that vanished meanwhile is not an error); returns how many."""
+    deleted = 0
+    for info in store.list(prefix):
+        try:
+            store.delete(info.key)
+        except ObjectNotFound:
+            continue
+        deleted += 1
+    return deleted
+
+
 def open_store(uri: str) -> Store:
     """Open the store named by `uri`: `s3://bucket[/prefix]`, `file:///path` or a plain folder path."""
     if not uri or not uri.strip():

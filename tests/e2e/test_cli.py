@@ -130,3 +130,21 @@ def test_s3_failures_are_one_line(tmp_path: Path, s3_endpoint: S3Endpoint) -> No
     unreachable_env = {**s3_endpoint.env(), "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
     unreachable = run_cli(["run", "--store", "s3://bucket/x"], tmp_path, timeout=120, **unreachable_env)
     assert_one_line_error(unreachable, "unreachable")
+
+
+def test_prune_lists_then_deletes_abandoned_checkpoints(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    folder = store / "checkpoints" / "a1b2"
+    folder.mkdir(parents=True)
+    (folder / "epoch-0003.keras").write_bytes(b"model")
+    (folder / "state.json").write_text(json.dumps({"epochs_done": 3, "saved_at": "2026-01-01T00:00:00+00:00"}))
+
+    dry = run_cli(["prune", "--store", str(store), "--dry-run"], tmp_path, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete\tcheckpoints/a1b2/\tabandoned training, last saved 2026-01-01" in dry.stdout
+    assert (folder / "state.json").exists()
+
+    done = run_cli(["prune", "--store", str(store)], tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "1 abandoned checkpoint(s), 2 file(s)" in done.stdout
+    assert not list(folder.glob("*"))

@@ -123,3 +123,28 @@ def test_two_publishes_racing_for_the_pointer_exactly_one_wins(store_uri: str) -
     assert json.loads(store.get(version_key(loser, "verdict.json")))["promoted"] is False
     assert read_champion(store)[0]["version"] == winners[0]
     assert [(h["from"], h["to"]) for h in read_history(store)] == [(None, "v1"), ("v1", winners[0])]
+
+
+def test_abandoned_checkpoints_are_found_by_age_and_deleted_whole(store_uri: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tasks.checkpoint import abandoned_checkpoints
+    from tasks.store import delete_folder
+
+    store = open_store(store_uri)
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    for folder, age in (("old", timedelta(days=3)), ("fresh", timedelta(hours=2))):
+        store.put(f"checkpoints/{folder}/epoch-0002.keras", b"model")
+        state = {"epochs_done": 2, "saved_at": (now - age).isoformat(timespec="seconds")}
+        store.put(f"checkpoints/{folder}/state.json", json.dumps(state).encode())
+    store.put("checkpoints/starting/epoch-0001.keras", b"model")  # no state.json yet: a training in its first epoch
+
+    abandoned = abandoned_checkpoints(store, now)
+    assert list(abandoned) == ["checkpoints/old/"]
+    assert delete_folder(store, "checkpoints/old/") == 2
+    left = sorted(info.key for info in store.list("checkpoints/"))
+    assert left == [
+        "checkpoints/fresh/epoch-0002.keras",
+        "checkpoints/fresh/state.json",
+        "checkpoints/starting/epoch-0001.keras",
+    ]
