@@ -200,7 +200,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--nightly-seeds", type=int, default=1, help="train the nightly profile with N seeds")
     parser.add_argument("--quick", action="store_true", help="5k train / 1k test, 1 epoch each (smoke check)")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="folder for latest.json and the dated copy")
+    parser.add_argument(
+        "--results", type=Path, help="folder for latest.json and the dated copy (bench/results, --quick: its quick/)"
+    )
     args = parser.parse_args()
     if not SHARED.is_dir():
         print(f"bench: {SHARED} is absent: the benchmark needs the real MNIST files from ../shared", file=sys.stderr)
