@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from tasks.store import ObjectNotFound, PreconditionFailed, Store
+from tasks.store import PreconditionFailed, Store, read_json_with_etag
 
 if TYPE_CHECKING:  # tasks.data_checks imports tasks.dataset, which imports this module
     from tasks.data_checks import BatchSummary
@@ -111,11 +111,9 @@ def _encode(entries: list[ManifestEntry]) -> bytes:
 
 
 def load_manifest(store: Store) -> Manifest:
-    try:
-        data, etag = store.get_with_etag(MANIFEST_KEY)
-    except ObjectNotFound:
+    document, etag = read_json_with_etag(store, MANIFEST_KEY)
+    if document is None:
         return Manifest()
-    document = json.loads(data)
     return Manifest([ManifestEntry.from_json(e) for e in document.get("entries", [])], etag)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.store import ObjectNotFound, PreconditionFailed, Store, StoreError
+from tasks.store import ObjectNotFound, PreconditionFailed, Store, StoreError, read_json_with_etag
 
 MODELS = "models/"
 CHAMPION_KEY = "models/champion.json"
@@ -60,11 +60,7 @@ def to_json_bytes(document: Any) -> bytes:
 
 def read_champion(store: Store) -> tuple[dict[str, Any] | None, str | None]:
     """The champion pointer and its ETag (None, None when there is no champion yet)."""
-    try:
-        data, etag = store.get_with_etag(CHAMPION_KEY)
-    except ObjectNotFound:
-        return None, None
-    return json.loads(data), etag
+    return read_json_with_etag(store, CHAMPION_KEY)
 
 
 def put_verified(store: Store, files: dict[str, bytes]) -> None:

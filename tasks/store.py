@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -72,6 +73,15 @@ class Store(Protocol):
 def is_transient_store_error(exc: BaseException) -> bool:
     """True for failures a retry can bridge (endpoint down, timeouts, 5xx, throttling)."""
     return isinstance(exc, StoreUnavailable)
+
+
+def read_json_with_etag(store: Store, key: str) -> tuple[Any, str | None]:
+    """The JSON document at `key` and its ETag, for a later conditional write; (None, None) when absent."""
+    try:
+        data, etag = store.get_with_etag(key)
+    except ObjectNotFound:
+        return None, None
+    return json.loads(data), etag
 
 
 def delete_folder(store: Store, prefix: str) -> int:

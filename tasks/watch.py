@@ -23,7 +23,7 @@ from typing import Any
 
 from tasks.manifest import load_manifest
 from tasks.quarantine import INCOMING
-from tasks.store import ObjectInfo, ObjectNotFound, PreconditionFailed, Store
+from tasks.store import ObjectInfo, PreconditionFailed, Store, read_json_with_etag
 
 WATCH_STATE_KEY = "datasets/watch-state.json"
 WATCH_STATE_FORMAT = 1
@@ -92,11 +92,9 @@ def event_id(store_uri: str, files: list[ObjectInfo] | tuple[ObjectInfo, ...]) -
 
 
 def load_state(store: Store) -> WatchState:
-    try:
-        data, etag = store.get_with_etag(WATCH_STATE_KEY)
-    except ObjectNotFound:
+    document, etag = read_json_with_etag(store, WATCH_STATE_KEY)
+    if document is None:
         return WatchState()
-    document = json.loads(data)
     return WatchState(document.get("listing", {}), document.get("announced", {}), document.get("polled_at"), etag)
 
 
