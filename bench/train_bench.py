@@ -157,7 +157,8 @@ def run_contenders(quick: bool, seed: int, nightly_seeds: int) -> dict[str, cont
     for offset in range(nightly_seeds):
         nightly.append(contenders.run_profile("nightly", data, seed + offset, quick))
         print(f"  nightly seed {seed + offset}: {nightly[-1].test_accuracy:.4f} in {nightly[-1].fit_seconds:.1f} s")
-    results["nightly"] = contenders.mean_of(nightly)
+    if nightly:
+        results["nightly"] = contenders.mean_of(nightly)
     return results
 
 
@@ -185,7 +186,7 @@ def print_table(flow: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
         to_98 = row["time_to_98_vs_seed_fit"]
         cells.append(f"{to_98:>16.2f}" if to_98 is not None else f"{'–':>16}")
         print(f"{name:<18}" + "".join(cells))
-    for seed_row in rows["nightly"].get("per_seed", []):
+    for seed_row in rows.get("nightly", {}).get("per_seed", []):
         print(f"  nightly seed {seed_row['seed']}: {seed_row['test_accuracy']:.4f} in {seed_row['fit_seconds']:.1f} s")
     print(
         f"flow (fast): {flow['flow_seconds']:.1f} s, fit {flow['fit_seconds']:.1f} s, overhead "
@@ -198,7 +199,9 @@ def print_table(flow: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--nightly-seeds", type=int, default=1, help="train the nightly profile with N seeds")
+    parser.add_argument(
+        "--nightly-seeds", type=int, default=1, help="train the nightly profile with N seeds (0: skip it)"
+    )
     parser.add_argument("--quick", action="store_true", help="5k train / 1k test, 1 epoch each (smoke check)")
     parser.add_argument(
         "--results", type=Path, help="folder for latest.json and the dated copy (bench/results, --quick: its quick/)"
@@ -225,10 +228,11 @@ def main() -> int:
         "peak_rss_mb": _peak_rss_mb(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": _cpu_model(), **flow["versions"]},
     }
-    args.results.mkdir(parents=True, exist_ok=True)
+    folder = args.results or (RESULTS / "quick" if args.quick else RESULTS)
+    folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(record, indent=1)
-    (args.results / "latest.json").write_text(text)
-    (args.results / f"{record['at'].replace(':', '')}-{record['mode']}.json").write_text(text)
+    (folder / "latest.json").write_text(text)
+    (folder / f"{record['at'].replace(':', '')}-{record['mode']}.json").write_text(text)
     print_table(flow, rows)
     return 0
 

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 from tasks.evaluate import compute_metrics
+from tasks.exports import export_model, tflite_predict
 from tasks.model import (
     PROFILES,
     build_model,
     get_profile,
     planned_epochs,
     predict_probabilities,
+    serving_model,
     split_validation,
 )
 from tasks.pipeline import load_model, save_model
@@ -29,6 +31,32 @@ def test_model_takes_raw_uint8_pixels_and_returns_probabilities(name: str) -> No
     probabilities = predict_probabilities(model, np.full((3, 28, 28), 255, np.uint8))
     assert probabilities.shape == (3, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+
+
+def test_mixed_precision_trains_in_bfloat16_but_publishes_a_float32_model(mnist: dict[str, np.ndarray]) -> None:
+    import keras
+
+    fast = get_profile("fast")
+    assert fast.precision == "mixed_bfloat16"
+    global_policy = keras.config.dtype_policy().name
+    training = build_model(fast)
+    assert keras.config.dtype_policy().name == global_policy  # per layer, never the process-wide policy
+    convs = [layer for layer in training.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.compute_dtype == "bfloat16" for layer in convs)
+    assert training.output.dtype == "float32"
+    training.set_weights([np.random.default_rng(0).normal(0, 0.1, w.shape) for w in training.get_weights()])
+
+    served = serving_model(training, fast)
+    assert {layer.compute_dtype for layer in served.layers if layer.weights} == {"float32"}
+    for trained, published in zip(training.get_weights(), served.get_weights(), strict=True):
+        np.testing.assert_array_equal(trained, published)
+    images = mnist["x_test"][:500]
+    bf16, f32 = predict_probabilities(training, images), predict_probabilities(served, images)
+    np.testing.assert_allclose(bf16, f32, atol=0.05)  # bf16 keeps ~3 significant digits
+    assert (bf16.argmax(axis=1) == f32.argmax(axis=1)).mean() >= 0.98
+    nightly = get_profile("nightly")
+    float_model = build_model(nightly)
+    assert serving_model(float_model, nightly) is float_model
 
 
 def test_unknown_profile_is_refused() -> None:
@@ -66,10 +94,14 @@ def test_training_on_a_real_slice_learns_and_survives_a_store_round_trip(
     accuracy = float((probabilities.argmax(axis=1) == y_test).mean())
     assert accuracy > 0.93, accuracy
 
+    assert {layer.compute_dtype for layer in outcome.model.layers if layer.weights} == {"float32"}
     store = open_store(str(tmp_path))
     save_model(store, "models/v1/model.keras", outcome.model)
     reloaded = load_model(store, "models/v1/model.keras")
     np.testing.assert_allclose(predict_probabilities(reloaded, x_test), probabilities, atol=1e-5)
+    # the serving exports answer exactly as the stored model does (no bf16 kernel needed in TFLite)
+    export_model(store, "models/v1/", outcome.model)
+    np.testing.assert_allclose(tflite_predict(store.get("models/v1/model.tflite"), x_test), probabilities, atol=1e-5)
 
 
 def test_metrics_match_a_hand_computed_case() -> None:
