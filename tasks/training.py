@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 EARLY_STOPPING_PATIENCE = 3
 VALIDATION_BATCH_SIZE = 1024
+MIN_WARMUP_STEPS = 30
 
 
 @dataclass
@@ -41,7 +42,9 @@ class TrainOutcome:
 def _one_cycle(profile: TrainProfile, total_steps: int) -> Any:
     import keras
 
-    warmup = max(1, int(total_steps * profile.warmup_fraction))
+    # a run of only a few steps (`--epochs 1` on a small batch) warms up over half of them: a one-step warm-up
+    # to a high peak throws a fresh network off (12.8% after 9 steps of `fast`, 76% with this)
+    warmup = max(1, int(total_steps * profile.warmup_fraction), min(total_steps // 2, MIN_WARMUP_STEPS))
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=profile.peak_learning_rate / 20,
         warmup_target=profile.peak_learning_rate,

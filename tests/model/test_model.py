@@ -20,7 +20,7 @@ from tasks.model import (
 )
 from tasks.pipeline import load_model, save_model
 from tasks.store import open_store
-from tasks.training import train_model
+from tasks.training import _one_cycle, train_model
 
 
 @pytest.mark.parametrize("name", sorted(PROFILES))
@@ -57,6 +57,16 @@ def test_mixed_precision_trains_in_bfloat16_but_publishes_a_float32_model(mnist:
     nightly = get_profile("nightly")
     float_model = build_model(nightly)
     assert serving_model(float_model, nightly) is float_model
+
+
+def test_a_run_of_a_few_steps_still_warms_up_before_its_peak() -> None:
+    fast = get_profile("fast")
+    short = [float(_one_cycle(fast, total_steps=9)(step)) for step in range(9)]
+    assert short[0] < short[1] < short[3] < short[4] == pytest.approx(fast.peak_learning_rate)
+    assert short[8] < short[4]
+    full = [float(_one_cycle(fast, total_steps=318)(step)) for step in (0, 62, 63, 317)]
+    assert full[0] < full[1] < full[2] == pytest.approx(fast.peak_learning_rate)  # the profile's own 20%
+    assert full[3] < full[2]
 
 
 def test_unknown_profile_is_refused() -> None:
