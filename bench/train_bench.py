@@ -196,6 +196,13 @@ def print_table(flow: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
     print("inference over the test set: " + ", ".join(f"{k} {v}" for k, v in flow["inference"].items()))
 
 
+def results_folder(chosen: Path | None, quick: bool) -> Path:
+    """Where latest.json goes: the folder asked for, else bench/results (a quick run: bench/results/quick)."""
+    if chosen is not None:
+        return chosen
+    return RESULTS / "quick" if quick else RESULTS
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=42)
@@ -228,7 +235,7 @@ def main() -> int:
         "peak_rss_mb": _peak_rss_mb(),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": _cpu_model(), **flow["versions"]},
     }
-    folder = args.results or (RESULTS / "quick" if args.quick else RESULTS)
+    folder = results_folder(args.results, args.quick)
     folder.mkdir(parents=True, exist_ok=True)
     text = json.dumps(record, indent=1)
     (folder / "latest.json").write_text(text)

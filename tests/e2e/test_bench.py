@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -14,6 +15,17 @@ from tests.conftest import SHARED_MNIST
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTENDERS = ("seed-like", "keras-io convnet", "fast", "nightly")
+
+
+def test_results_go_where_asked_else_under_bench_results_and_quick_runs_never_over_a_full_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # the benchmark is a script beside its contenders module
+    train_bench = importlib.import_module("train_bench")
+
+    assert train_bench.results_folder(tmp_path, quick=True) == tmp_path
+    assert train_bench.results_folder(None, quick=False) == ROOT / "bench" / "results"
+    assert train_bench.results_folder(None, quick=True) == ROOT / "bench" / "results" / "quick"
 
 
 @pytest.mark.slow
