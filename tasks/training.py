@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from tasks.checkpoint import StoreCheckpoints
 
 EARLY_STOPPING_PATIENCE = 3
-VALIDATION_BATCH_SIZE = 1024
+VALIDATION_BATCH_SIZE = 1024  # Keras' default of 32 made validation ~15% of a fast epoch
 MIN_WARMUP_STEPS = 30
 
 
@@ -112,9 +112,10 @@ def train_model(
     started = time.perf_counter()
     if state.epochs_done < n_epochs and state.wait < patience:
         model.fit(
-            _training_batches(x_train, keras.utils.to_categorical(y_train, NUM_CLASSES), profile, seed),
-            validation_data=(x_val, keras.utils.to_categorical(y_val, NUM_CLASSES)),
-            validation_batch_size=VALIDATION_BATCH_SIZE,  # Keras' default of 32 made validation ~15% of a fast epoch
+            _training_batches(x_train, keras.utils.to_categorical(y_train, NUM_CLASSES), profile, seed).repeat(),
+            # with a step count Keras keeps one iterator for the whole fit instead of a new one an epoch
+            steps_per_epoch=steps_per_epoch,
+            validation_data=_validation_batches(x_val, keras.utils.to_categorical(y_val, NUM_CLASSES)),
             initial_epoch=state.epochs_done,
             epochs=n_epochs,
             shuffle=False,  # the batches are shuffled already
@@ -138,7 +139,8 @@ def train_model(
 
 
 def _training_batches(images: np.ndarray, targets: np.ndarray, profile: TrainProfile, seed: int) -> Any:
-    """Batches in a new order every epoch; with `shift_pixels`, each batch shifted by one random offset.
+    """One epoch of batches, in a new order each time it is iterated (or repeated); with `shift_pixels`, each
+    batch shifted by one random offset.
 
     Only indices go through the shuffle; whole batches are gathered from the arrays in memory, which is what
     keeps the input pipeline off the critical path on two cores.
@@ -158,7 +160,30 @@ def _training_batches(images: np.ndarray, targets: np.ndarray, profile: TrainPro
         return batch, tf.gather(all_targets, indices)
 
     order = tf.data.Dataset.range(len(images)).shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    return order.batch(profile.batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    batches = order.batch(profile.batch_size).map(gather, num_parallel_calls=1).prefetch(2)
+    return batches.with_options(_without_autotune())
+
+
+def _validation_batches(images: np.ndarray, targets: np.ndarray) -> Any:
+    import tensorflow as tf
+
+    batches = tf.data.Dataset.from_tensor_slices((images, targets)).batch(VALIDATION_BATCH_SIZE).cache()
+    return batches.with_options(_without_autotune())
+
+
+def _without_autotune() -> Any:
+    """tf.data options with autotuning off.
+
+    An autotuned pipeline runs a tuning thread that its iterator waits for when it is destroyed: Keras drops the
+    validation iterator every epoch, and the wait stalled 1 to 3 s with both cores idle (seen in `py-spy dump`:
+    `RootDataset::Iterator::~Iterator` in `UnboundedThreadPool::LogicalThreadWrapper`), one epoch in three.
+    One gather thread and two batches of prefetch keep the CPU busy on their own.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def _early_stopping(patience: int, state: TrainingState) -> Any:

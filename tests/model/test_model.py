@@ -143,10 +143,12 @@ def test_training_batches_cover_every_image_once_an_epoch_and_shift_whole_batche
     index = np.arange(n, dtype=np.float32)[:, None]  # the "targets" say which image each row is
     profile = dataclasses.replace(get_profile("nightly"), batch_size=64, shift_pixels=2)
     epochs = []
-    batches = _training_batches(images, index, profile, seed=5)
-    for _ in range(2):  # what fit does: iterate the same batches once an epoch
+    steps = -(-n // profile.batch_size)
+    batches = iter(_training_batches(images, index, profile, seed=5).repeat())  # what fit does: one iterator
+    for _ in range(2):
         seen, offsets = [], set()
-        for batch, targets in batches:
+        for _step in range(steps):
+            batch, targets = next(batches)
             lit = np.argwhere(batch.numpy() == 255)
             assert len(lit) == len(batch)  # a shift of ±2 never pushes the pixel out
             assert len({(y, x) for _, y, x in lit}) == 1  # one offset for the whole batch
@@ -161,3 +163,13 @@ def test_training_batches_cover_every_image_once_an_epoch_and_shift_whole_batche
     plain = dataclasses.replace(profile, shift_pixels=0)
     for batch, _ in _training_batches(images, index, plain, seed=5):
         assert (batch.numpy()[:, 14, 14] == 255).all()
+
+
+def test_input_pipelines_run_without_tf_data_autotuning() -> None:
+    """An autotuned pipeline's iterator waits for its tuning thread when destroyed: 1–3 s stalls, cores idle."""
+    from tasks.training import _training_batches, _validation_batches
+
+    images, targets = np.zeros((10, 28, 28), np.uint8), np.zeros((10, 10), np.float32)
+    training = _training_batches(images, targets, get_profile("fast"), seed=0)
+    for pipeline in (training, _validation_batches(images, targets)):
+        assert pipeline.options().autotune.enabled is False
