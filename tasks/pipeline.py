@@ -154,6 +154,7 @@ def train(
         "seed": seed,
         "warm_start": warm,
         "resumed_after_epoch": outcome.resumed_after_epoch,
+        "trained_in": outcome.trained_in,
     }
     return TrainRecord(
         version,

@@ -37,6 +37,7 @@ class TrainOutcome:
     n_train: int
     n_validation: int
     resumed_after_epoch: int = 0  # epochs a killed run had finished before this one took over
+    trained_in: str = "float32"  # the precision the weights were trained in (the published model is float32)
 
 
 def _one_cycle(profile: TrainProfile, total_steps: int) -> Any:
@@ -125,6 +126,7 @@ def train_model(
     elif state.best_weights is not None:  # a killed run had already finished its epochs
         model.set_weights(state.best_weights)
     train_seconds = time.perf_counter() - started
+    trained_in = next(layer.dtype_policy.name for layer in model.layers if layer.weights)
     val_loss = state.history.get("val_loss", [])
     best_epoch = int(np.argmin(val_loss)) + 1 if val_loss else n_epochs
     return TrainOutcome(
@@ -135,6 +137,7 @@ def train_model(
         len(x_train),
         len(x_val),
         resumed_after_epoch=resumed_after,
+        trained_in=trained_in,
     )
 
 

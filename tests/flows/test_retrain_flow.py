@@ -78,6 +78,8 @@ def test_retrain_flow_publishes_the_contract_layout(store_uri: str, mnist: dict[
     assert sum(map(sum, metrics["confusion_matrix"])) == 500
     assert set(metrics["versions"]) >= {"python", "tensorflow", "keras", "prefect"}
     assert metrics["config"]["seed"] == 3 and metrics["config"]["profile"] == "fast"
+    assert metrics["config"]["precision"] == "auto"
+    assert metrics["config"]["trained_in"] in {"float32", "mixed_bfloat16"}  # what "auto" chose on this machine
     assert 1 <= metrics["best_epoch"] <= len(metrics["history"]["loss"])
     verdict = json.loads(read_object(store_uri, f"models/{version}/verdict.json"))
     assert set(verdict) >= VERDICT_KEYS and verdict["promoted"] and verdict["champion_before"] is None

@@ -34,10 +34,11 @@ def test_model_takes_raw_uint8_pixels_and_returns_probabilities(name: str) -> No
 
 
 def test_mixed_precision_trains_in_bfloat16_but_publishes_a_float32_model(mnist: dict[str, np.ndarray]) -> None:
+    import dataclasses
+
     import keras
 
-    fast = get_profile("fast")
-    assert fast.precision == "mixed_bfloat16"
+    fast = dataclasses.replace(get_profile("fast"), precision="mixed_bfloat16")  # whatever "auto" picks here
     global_policy = keras.config.dtype_policy().name
     training = build_model(fast)
     assert keras.config.dtype_policy().name == global_policy  # per layer, never the process-wide policy
@@ -57,6 +58,18 @@ def test_mixed_precision_trains_in_bfloat16_but_publishes_a_float32_model(mnist:
     nightly = get_profile("nightly")
     float_model = build_model(nightly)
     assert serving_model(float_model, nightly) is float_model
+    # the model's layers decide, not the profile: a bf16 checkpoint resumed on a float32 machine still converts
+    assert serving_model(training, dataclasses.replace(fast, precision="float32")) is not training
+
+
+def test_auto_precision_builds_what_this_machine_is_chosen_for() -> None:
+    import keras
+
+    from tasks.model import choose_precision, this_hardware
+
+    model = build_model(get_profile("fast"))
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert {layer.dtype_policy.name for layer in convs} == {choose_precision(this_hardware())}
 
 
 def test_a_run_of_a_few_steps_still_warms_up_before_its_peak() -> None:
