@@ -219,6 +219,7 @@ def main() -> int:
         return 2
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.cli import prepare_environment
+    from tasks.model import choose_precision, this_hardware
 
     prepare_environment()
     flow = run_flow(args.quick, args.seed)
@@ -233,7 +234,13 @@ def main() -> int:
         "contenders": rows,
         "flow": flow,
         "peak_rss_mb": _peak_rss_mb(),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": _cpu_model(), **flow["versions"]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "cpu": _cpu_model(),
+            "auto_precision": choose_precision(this_hardware()),  # what the fast profile trained in
+            **flow["versions"],
+        },
     }
     folder = results_folder(args.results, args.quick)
     folder.mkdir(parents=True, exist_ok=True)

@@ -63,4 +63,5 @@ def test_quick_benchmark_writes_every_figure_the_issue_asks_for(tmp_path: Path) 
     assert flow["ingest_seconds"] > 0 and flow["peak_rss_mb"] > 0
     assert flow["inference"]["tflite_images_per_second"] > 0
     assert record["machine"]["cpus"] >= 1 and record["machine"]["tensorflow"]
+    assert record["machine"]["auto_precision"] in {"float32", "mixed_bfloat16"}
     assert "contender" in result.stdout and "nightly" in result.stdout  # the printed table
