@@ -177,10 +177,11 @@ def _validation_batches(images: np.ndarray, targets: np.ndarray) -> Any:
 def _without_autotune() -> Any:
     """tf.data options with autotuning off.
 
-    An autotuned pipeline runs a tuning thread that its iterator waits for when it is destroyed: Keras drops the
-    validation iterator every epoch, and the wait stalled 1 to 3 s with both cores idle (seen in `py-spy dump`:
-    `RootDataset::Iterator::~Iterator` in `UnboundedThreadPool::LogicalThreadWrapper`), one epoch in three.
-    One gather thread and two batches of prefetch keep the CPU busy on their own.
+    An autotuned pipeline runs a tuning thread that its iterator waits for when it is destroyed, and Keras drops
+    its iterators at every epoch's end (the validation one even with `steps_per_epoch`): the wait stalled an epoch's
+    start by 1 to 3 s with both cores idle, one epoch in three (seen in `py-spy dump`:
+    `RootDataset::Iterator::~Iterator` in `UnboundedThreadPool::LogicalThreadWrapper`). One gather thread and
+    two batches of prefetch keep the CPU busy on their own.
     """
     import tensorflow as tf
 
