@@ -237,7 +237,7 @@ def main() -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
-            "cpu": _cpu_model(),
+            "cpu": this_hardware().cpu_model or platform.processor(),
             "auto_precision": choose_precision(this_hardware()),  # what the fast profile trained in
             **flow["versions"],
         },
@@ -249,14 +249,6 @@ def main() -> int:
     (folder / f"{record['at'].replace(':', '')}-{record['mode']}.json").write_text(text)
     print_table(flow, rows)
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ class Hardware:
     cpu_vendor: str  # /proc/cpuinfo's vendor_id: "GenuineIntel", "AuthenticAMD", "" where unknown
     cpu_flags: frozenset[str]
     gpu_compute_capabilities: tuple[tuple[int, int], ...] = ()
+    cpu_model: str = ""  # /proc/cpuinfo's model name, for the record
 
 
 def choose_precision(hardware: Hardware) -> Precision:
@@ -123,7 +124,12 @@ def this_hardware() -> Hardware:
     for gpu in tf.config.list_physical_devices("GPU"):
         major, minor = tf.config.experimental.get_device_details(gpu).get("compute_capability") or (0, 0)
         capabilities.append((int(major), int(minor)))
-    return Hardware(fields.get("vendor_id", ""), frozenset(fields.get("flags", "").split()), tuple(capabilities))
+    return Hardware(
+        fields.get("vendor_id", ""),
+        frozenset(fields.get("flags", "").split()),
+        tuple(capabilities),
+        fields.get("model name", ""),
+    )
 
 
 def compute_precision(profile: TrainProfile) -> Precision:
@@ -174,11 +180,16 @@ def serving_model(model: Any, profile: TrainProfile) -> Any:
     float32, so Keras, SavedModel and TFLite give the same answers and TFLite needs no bf16 kernels. The model's
     own layers decide, not this machine: a checkpoint resumed here may have been trained in bf16 elsewhere.
     """
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers if layer.weights):
+    if model_precision(model) == "float32":
         return model
     twin = build_model(replace(profile, precision="float32"))
     twin.set_weights(model.get_weights())
     return twin
+
+
+def model_precision(model: Any) -> str:
+    """The precision `model`'s weighted layers compute in ("float32", "mixed_bfloat16")."""
+    return str(next(layer.dtype_policy.name for layer in model.layers if layer.weights))
 
 
 def split_validation(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from tasks.model import (
     NUM_CLASSES,
     TrainProfile,
     build_model,
+    model_precision,
     planned_epochs,
     serving_model,
     split_validation,
@@ -126,7 +127,6 @@ def train_model(
     elif state.best_weights is not None:  # a killed run had already finished its epochs
         model.set_weights(state.best_weights)
     train_seconds = time.perf_counter() - started
-    trained_in = next(layer.dtype_policy.name for layer in model.layers if layer.weights)
     val_loss = state.history.get("val_loss", [])
     best_epoch = int(np.argmin(val_loss)) + 1 if val_loss else n_epochs
     return TrainOutcome(
@@ -137,7 +137,7 @@ def train_model(
         len(x_train),
         len(x_val),
         resumed_after_epoch=resumed_after,
-        trained_in=trained_in,
+        trained_in=model_precision(model),
     )
 
 
