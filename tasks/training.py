@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,6 +42,24 @@ class TrainOutcome:
     n_validation: int
     resumed_after_epoch: int = 0  # epochs a killed run had finished before this one took over
     trained_in: str = "float32"  # the precision the weights were trained in (the published model is float32)
+
+
+def import_tensorflow_in_background() -> threading.Thread:
+    """Start importing TensorFlow and Keras on a daemon thread and return it.
+
+    The import costs 8–15 s on two cores, most of a fast run's overhead; started while something else waits (the
+    Prefect API coming up), it costs the run almost nothing. A failed import is left for the training step to
+    raise again, with its own traceback.
+    """
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the training step imports it again and reports the failure there
+            for name in ("tensorflow", "keras"):
+                importlib.import_module(name)
+
+    thread = threading.Thread(target=load, name="import-tensorflow", daemon=True)
+    thread.start()
+    return thread
 
 
 def _one_cycle(profile: TrainProfile, total_steps: int) -> Any:
