@@ -133,17 +133,27 @@ def _weights_from_npz(data: bytes) -> list[np.ndarray]:
 def abandoned_checkpoints(store: Store, now: datetime, older_than: timedelta = ABANDONED_AFTER) -> dict[str, str]:
     """Checkpoint folders no training has written to for `older_than`: {folder: last saved}.
 
-    A killed run whose inputs then changed never resumes; its folder would stay forever. A folder whose
-    `state.json` is missing or unreadable is left alone: it may belong to a training in its first epoch.
+    A killed run whose inputs then changed never resumes; its folder would stay forever. A folder is judged by its
+    `state.json`'s `saved_at`; one without a readable `state.json` (killed in its first epoch, before the state
+    was written) by its newest file, so a training in its first epoch is left alone but a dead one is not kept.
     """
-    abandoned = {}
+    abandoned: dict[str, str] = {}
+    judged_by_state: set[str] = set()
+    newest_file: dict[str, datetime] = {}
     for info in store.list(CHECKPOINTS):
+        folder = CHECKPOINTS + info.key.removeprefix(CHECKPOINTS).split("/", 1)[0] + "/"
+        if info.modified is not None:
+            newest_file[folder] = max(info.modified, newest_file.get(folder, info.modified))
         if not info.key.endswith("/" + STATE_FILE):
             continue
         try:
             saved_at = datetime.fromisoformat(json.loads(store.get(info.key))["saved_at"])
         except (ObjectNotFound, KeyError, ValueError, TypeError):
             continue
+        judged_by_state.add(folder)
         if now - saved_at > older_than:
-            abandoned[info.key.removesuffix(STATE_FILE)] = saved_at.isoformat()
-    return abandoned
+            abandoned[folder] = saved_at.isoformat()
+    for folder, written in newest_file.items():
+        if folder not in judged_by_state and now - written > older_than:
+            abandoned[folder] = written.isoformat(timespec="seconds")
+    return dict(sorted(abandoned.items()))

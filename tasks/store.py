@@ -16,6 +16,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -51,6 +52,7 @@ class ObjectInfo:
     key: str
     size: int
     fingerprint: str
+    modified: datetime | None = None  # when it was last written (S3's LastModified, the file's mtime)
 
 
 class Store(Protocol):
@@ -120,7 +122,8 @@ def _check_key(key: str) -> str:
 
 def _local_info(key: str, path: Path) -> ObjectInfo:
     stat = path.stat()
-    return ObjectInfo(key, stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}")
+    modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+    return ObjectInfo(key, stat.st_size, f"{stat.st_size}-{stat.st_mtime_ns}", modified)
 
 
 def _etag(data: bytes) -> str:
@@ -297,7 +300,8 @@ class S3Store:
 
     def head(self, key: str) -> ObjectInfo:
         response = self._call(key, "head_object", Key=self._full(key))
-        return ObjectInfo(key, int(response["ContentLength"]), str(response["ETag"]).strip('"'))
+        etag = str(response["ETag"]).strip('"')
+        return ObjectInfo(key, int(response["ContentLength"]), etag, response.get("LastModified"))
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         found: list[ObjectInfo] = []
@@ -306,7 +310,8 @@ class S3Store:
             response = self._call(prefix, "list_objects_v2", **kwargs)
             for item in response.get("Contents", []):
                 key = item["Key"][len(self.prefix) :]
-                found.append(ObjectInfo(key, int(item["Size"]), str(item["ETag"]).strip('"')))
+                etag = str(item["ETag"]).strip('"')
+                found.append(ObjectInfo(key, int(item["Size"]), etag, item.get("LastModified")))
             if not response.get("IsTruncated"):
                 return sorted(found, key=lambda info: info.key)
             kwargs["ContinuationToken"] = response["NextContinuationToken"]

@@ -132,7 +132,7 @@ def test_abandoned_checkpoints_are_found_by_age_and_deleted_whole(store_uri: str
     from tasks.store import delete_folder
 
     store = open_store(store_uri)
-    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    now = datetime.now(UTC)
     for folder, age in (("old", timedelta(days=3)), ("fresh", timedelta(hours=2))):
         store.put(f"checkpoints/{folder}/epoch-0002.keras", b"model")
         state = {"epochs_done": 2, "saved_at": (now - age).isoformat(timespec="seconds")}
@@ -148,3 +148,21 @@ def test_abandoned_checkpoints_are_found_by_age_and_deleted_whole(store_uri: str
         "checkpoints/fresh/state.json",
         "checkpoints/starting/epoch-0001.keras",
     ]
+
+
+def test_a_checkpoint_killed_before_its_first_state_is_abandoned_by_its_files_age(store_uri: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tasks.checkpoint import abandoned_checkpoints
+
+    store = open_store(store_uri)
+    store.put("checkpoints/dead/epoch-0001.keras", b"model")  # killed between the model and its state.json
+    store.put("checkpoints/corrupt/epoch-0001.keras", b"model")
+    store.put("checkpoints/corrupt/state.json", b"{not json")
+    written = store.head("checkpoints/dead/epoch-0001.keras").modified
+    assert written is not None and abs(datetime.now(UTC) - written) < timedelta(minutes=5)
+
+    assert abandoned_checkpoints(store, datetime.now(UTC)) == {}  # may still be in its first epoch
+    two_days_on = abandoned_checkpoints(store, datetime.now(UTC) + timedelta(days=2))
+    assert list(two_days_on) == ["checkpoints/corrupt/", "checkpoints/dead/"]
+    assert datetime.fromisoformat(two_days_on["checkpoints/dead/"]) <= datetime.now(UTC)
