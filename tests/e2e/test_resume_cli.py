@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tasks.orphans import process_start
 from tests.data.builders import npz_bytes
 
 CLI = [sys.executable, "-m", "flows.cli"]
@@ -24,6 +26,20 @@ def _environment(tmp_path: Path) -> dict[str, str]:
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
+
+
+def _api_servers(parent: int) -> list[int]:
+    """Prefect's ephemeral API servers started by process `parent`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"uvicorn" in command and b"prefect.server" in command:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _epochs_done(store: Path) -> int:
@@ -40,19 +56,28 @@ def test_a_killed_run_is_resumed_by_the_next_run_with_the_same_inputs(
     (store / "incoming" / "digits.npz").write_bytes(npz_bytes(x=mnist["x_train"][:2000], y=mnist["y_train"][:2000]))
     args = [*CLI, "run", "--store", str(store), "--profile", "nightly", "--epochs", "30"]
 
-    # its own process group: the kill takes Prefect's ephemeral API server down with it, as a lost machine would
+    # `kill -9` of the run alone: Prefect's ephemeral API server, which it started, must not outlive it
     first = subprocess.Popen(args, cwd=tmp_path, env=_environment(tmp_path), stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 300
+    servers: list[int] = []
     try:
         while _epochs_done(store) < 2:
             assert first.poll() is None, f"the run ended before it could be killed:\n{first.communicate()[0][-3000:]}"
             assert time.monotonic() < deadline, "no checkpoint within 300 s"
             time.sleep(0.05)
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
+        servers = _api_servers(first.pid)
+        first.kill()
         first.communicate(timeout=60)
+        deadline = time.monotonic() + 30
+        while any(process_start(server) is not None for server in servers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of the run's process group
+            os.killpg(first.pid, signal.SIGKILL)
     assert first.returncode == -signal.SIGKILL
+    assert len(servers) == 1, "the run had no ephemeral Prefect API server of its own"
+    assert process_start(servers[0]) is None, "the ephemeral API server outlived the killed run by 30 s"
     done = _epochs_done(store)
     assert 2 <= done < 30 and not list((store / "models").glob("*/model.keras"))
 
