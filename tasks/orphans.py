@@ -8,6 +8,7 @@ reads /proc.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,12 +41,13 @@ def stop_when_orphaned(parent: int, child: int, child_start: int, poll: float = 
         time.sleep(poll)
     if process_start(child) != child_start:
         return False
-    os.kill(child, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    while process_start(child) == child_start and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if process_start(child) == child_start:
-        os.kill(child, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # it may end on its own between the check and the signal
+        os.kill(child, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while process_start(child) == child_start and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if process_start(child) == child_start:
+            os.kill(child, signal.SIGKILL)
     return True
 
 

@@ -16,7 +16,9 @@ from tasks.orphans import process_start, stop_when_orphaned
 REPO = Path(__file__).resolve().parents[2]
 BOUND_S = 20
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="/proc is absent (not Linux): the watcher reads /proc/PID/stat"
+)
 
 # a stand-in for `mnist-pipeline run`: starts a long-lived helper, hands it to a watcher, then waits (or exits)
 RUN = """
