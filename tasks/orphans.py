@@ -20,16 +20,22 @@ POLL_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
 
 
-def process_start(pid: int) -> int | None:
-    """`pid`'s start time in clock ticks since boot, or None when there is no such live process (or no /proc)."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, …), or None when there is no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the command name may hold spaces and parentheses: the fields that follow come after its last ")"
-    fields = stat.rsplit(")", 1)[1].split()
-    state, start = fields[0], fields[19]
-    return None if state in ("Z", "X") else int(start)
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_start(pid: int) -> int | None:
+    """`pid`'s start time in clock ticks since boot, or None when there is no such live process (or no /proc)."""
+    fields = stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):  # a zombie has ended: only its exit status is left
+        return None
+    return int(fields[19])
 
 
 def stop_when_orphaned(parent: int, child: int, child_start: int, poll: float = POLL_SECONDS) -> bool:

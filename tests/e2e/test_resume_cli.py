@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.orphans import process_start
+from tasks.orphans import process_start, stat_fields
 from tests.data.builders import npz_bytes
 
 CLI = [sys.executable, "-m", "flows.cli"]
@@ -31,14 +31,14 @@ def _environment(tmp_path: Path) -> dict[str, str]:
 def _api_servers(parent: int) -> list[int]:
     """Prefect's ephemeral API servers started by process `parent`."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for folder in Path("/proc").glob("[0-9]*"):
+        fields = stat_fields(int(folder.name))
         try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            command = (stat.parent / "cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
+            command = (folder / "cmdline").read_bytes()
+        except OSError:
             continue
-        if ppid == parent and b"uvicorn" in command and b"prefect.server" in command:
-            found.append(int(stat.parent.name))
+        if fields and int(fields[1]) == parent and b"uvicorn" in command and b"prefect.server" in command:
+            found.append(int(folder.name))
     return found
 
 
