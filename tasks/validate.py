@@ -14,6 +14,7 @@ import numpy as np
 IMAGE_SHAPE = (28, 28)
 N_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]
 MAX_ERRORS = 20
+MAX_DECOMPRESSED_BYTES = 1 << 30  # what one input may grow to once unpacked
 
 
 class InputRejected(Exception):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tasks.s3_store import S3Store
 from tasks.store import (
     LocalStore,
     ObjectNotFound,
     PreconditionFailed,
-    S3Store,
     StoreError,
     StoreUnavailable,
     is_transient_store_error,
