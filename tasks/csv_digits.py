@@ -1,7 +1,7 @@
 """CSV digits: label then 784 pixels a line, optional header, read in bulk with numpy and row by row.
 
 `parse_csv_rows` keeps good and bad rows apart; `parse_csv` rejects a file with any bad row. Both are re-exported
-by `tasks.parse`, which dispatches every input type. `_looks_like`, which names binary data found where text
+by `tasks.parse`, which dispatches every input type. `looks_like`, which names binary data found where text
 was expected, lives here and is shared with `tasks.parse`.
 """
 
@@ -29,7 +29,8 @@ _SIGNATURES = (
 )
 
 
-def _looks_like(data: bytes) -> str:
+def looks_like(data: bytes) -> str:
+    """"; it looks like <a known format>" when `data` starts with a signature this parser recognises, else ""."""
     return next((f"; it looks like {what}" for magic, what in _SIGNATURES if data.startswith(magic)), "")
 
 
@@ -197,7 +198,7 @@ def parse_csv_rows(data: bytes) -> CsvRows:
     if not data.strip():
         raise InputRejected("empty file")
     if b"\0" in data or not (data.isascii() or _is_utf8(data)):
-        raise InputRejected(f"not a CSV text file (binary data{_looks_like(data)})")
+        raise InputRejected(f"not a CSV text file (binary data{looks_like(data)})")
     header, body = _split_header(data)
     if not body.strip():
         raise InputRejected("header only, no data rows")

@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 
-from tasks.csv_digits import _looks_like
+from tasks.csv_digits import looks_like
 from tasks.validate import (
     IMAGE_SHAPE,
     MAX_DECOMPRESSED_BYTES,
@@ -69,7 +69,7 @@ def parse_npz(data: bytes, *, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> dict[s
     Images may be (N, 28, 28) or (N, 784), of any integer dtype whose values lie in 0–255; labels (N,) 0–9.
     """
     if not data.startswith(b"PK"):
-        raise InputRejected(f"not an NPZ file: it is not a ZIP archive{_looks_like(data)}")
+        raise InputRejected(f"not an NPZ file: it is not a ZIP archive{looks_like(data)}")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             keys = sorted(npz.files)

@@ -19,7 +19,7 @@ from tasks.csv_digits import (
     N_COLUMNS,
     CsvRows,
     RowProblem,
-    _looks_like,
+    looks_like,
     parse_csv,
     parse_csv_rows,
 )
@@ -152,7 +152,7 @@ def maybe_gunzip(data: bytes, key: str, *, max_bytes: int = MAX_DECOMPRESSED_BYT
     if not key.lower().endswith(".gz"):
         return data
     if not data.startswith(GZIP_MAGIC):
-        raise InputRejected(f"{_name(key)} is named .gz but is not gzip data{_looks_like(data)}")
+        raise InputRejected(f"{_name(key)} is named .gz but is not gzip data{looks_like(data)}")
     return _gunzip(data, _name(key), max_bytes)
 
 
@@ -164,7 +164,7 @@ def _idx_body(data: bytes, magic: int, what: str, ndim: int) -> tuple[tuple[int,
     (found,) = struct.unpack(">I", data[:4].rjust(4, b"\xff"))  # padding no magic can match
     if len(data) >= 4 and found != magic:
         known = {IDX_IMAGES_MAGIC: "an IDX images file", IDX_LABELS_MAGIC: "an IDX labels file"}.get(found)
-        detail = f"it is {known}" if known else f"its magic number is {found:#010x}{_looks_like(data)}"
+        detail = f"it is {known}" if known else f"its magic number is {found:#010x}{looks_like(data)}"
         raise InputRejected(f"not an IDX {what} file: {detail}, expected magic {magic} ({magic:#010x})")
     if len(data) < head:
         raise InputRejected(f"IDX {what} file too short: {len(data):,} bytes, its header alone is {head}")
