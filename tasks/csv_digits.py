@@ -30,7 +30,7 @@ _SIGNATURES = (
 
 
 def looks_like(data: bytes) -> str:
-    """"; it looks like <a known format>" when `data` starts with a signature this parser recognises, else ""."""
+    """A hint for a rejection message, naming the known format `data` starts with ("" when none matches)."""
     return next((f"; it looks like {what}" for magic, what in _SIGNATURES if data.startswith(magic)), "")
 
 
