@@ -127,8 +127,11 @@ def train_model(
         model.compile(
             optimizer=keras.optimizers.Adam(_one_cycle(profile, steps_per_epoch * n_epochs)),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=profile.label_smoothing),
-            metrics=["accuracy"],
+            # an instance, unlike "accuracy", creates its variables here; with the optimizer's built below, fit's
+            # first step traces once instead of twice (TensorFlow retraces a function that created variables)
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
+        model.optimizer.build(model.trainable_variables)
     resumed_after = state.epochs_done
     early_stopping = _early_stopping(patience, state)
     keeper = _state_keeper(early_stopping, state, checkpoints)
