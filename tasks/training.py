@@ -127,7 +127,7 @@ def train_model(
         model.compile(
             optimizer=keras.optimizers.Adam(_one_cycle(profile, steps_per_epoch * n_epochs)),
             loss=keras.losses.CategoricalCrossentropy(label_smoothing=profile.label_smoothing),
-            # an instance, unlike "accuracy", creates its variables here; with the optimizer's built below, fit's
+            # an instance, unlike "accuracy", creates its variables here; with the optimizer built below, fit's
             # first step traces once instead of twice (TensorFlow retraces a function that created variables)
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
         )
