@@ -2,7 +2,7 @@
 
 `parse_csv_rows` keeps good and bad rows apart; `parse_csv` rejects a file with any bad row. Both are re-exported
 by `tasks.parse`, which dispatches every input type. `looks_like`, which names binary data found where text
-was expected, lives here and is shared with `tasks.parse`.
+was expected, lives here and is shared with the gzip and IDX checks in `tasks.parse` and with `tasks.npz_digits`.
 """
 
 from __future__ import annotations
